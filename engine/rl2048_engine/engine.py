@@ -1,0 +1,176 @@
+"""The engine's state and one handler per RPC method (the wire format is in server.py)."""
+
+from __future__ import annotations
+
+import platform
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import peft
+import torch
+import transformers
+from pydantic import BaseModel
+
+from . import __version__
+from .errors import EngineError
+from .generation import generate
+from .loading import LoadedModel, load_model
+from .optim import make_optimizer, make_scheduler
+from .params import (
+    GenerateParams,
+    LoadParams,
+    LoadStateParams,
+    LogprobsParams,
+    NoParams,
+    SaveParams,
+    SftStepParams,
+    TrainStepParams,
+)
+from .logprobs import make_batch, token_logprobs
+from .sampling import SamplingSettings
+from .saving import load_state, save
+from .training import Trainer, reference_logprobs, sft_step, train_step
+
+PROTOCOL = 1
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
+        self.generator: torch.Generator | None = None
+        self.optimizer_name = ""
+        self.handlers: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
+            "info": (NoParams, self.info),
+            "load": (LoadParams, self.load),
+            "generate": (GenerateParams, self.generate),
+            "logprobs": (LogprobsParams, self.logprobs),
+            "train_step": (TrainStepParams, self.train_step),
+            "sft_step": (SftStepParams, self.sft_step),
+            "save": (SaveParams, self.save),
+            "load_state": (LoadStateParams, self.load_state),
+            "shutdown": (NoParams, lambda _: {}),
+        }
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self.require().loaded
+
+    def require(self) -> Trainer:
+        if self.trainer is None:
+            raise EngineError("not_loaded", "no model loaded: call load first")
+        return self.trainer
+
+    def info(self, _: NoParams) -> dict[str, Any]:
+        return {
+            "protocol": PROTOCOL,
+            "engine_version": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "memory": memory(),
+        }
+
+    def load(self, p: LoadParams) -> dict[str, Any]:
+        self.trainer = None  # free the previous model first
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        random.seed(p.seed)
+        np.random.seed(p.seed)
+        loaded = load_model(p)
+        optimizer, self.optimizer_name = make_optimizer(loaded.trainable, p.optim, loaded.device)
+        self.trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, p.optim), p.optim.max_grad_norm)
+        self.generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
+        config = loaded.causal_lm.config
+        return {
+            "params_total": sum(t.numel() for t in loaded.model.parameters()),
+            "params_trainable": sum(t.numel() for t in loaded.trainable),
+            "vocab_size": config.vocab_size,
+            "stop_token_ids": loaded.stop_token_ids,
+            "model_type": config.model_type,
+            "device": str(loaded.device),
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+            "mxfp4_dequantized": loaded.mxfp4_source,
+            "embeddings_offloaded": loaded.embeddings_offloaded,
+            "optimizer": self.optimizer_name if loaded.trainable else None,
+            "memory": memory(),
+        }
+
+    def generate(self, p: GenerateParams) -> dict[str, Any]:
+        loaded = self.loaded
+        self._check_ids([t for prompt in p.prompts for t in prompt])
+        generator = self.generator
+        assert generator is not None
+        if p.seed is not None:
+            generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
+        completions = generate(
+            loaded.model,
+            p.prompts,
+            p.n,
+            p.max_new_tokens,
+            SamplingSettings(p.temperature, p.top_p, p.top_k, p.min_p),
+            loaded.stop_token_ids if p.stop_token_ids is None else p.stop_token_ids,
+            generator,
+            loaded.device,
+        )
+        return {"completions": [asdict(c) for c in completions]}
+
+    def logprobs(self, p: LogprobsParams) -> dict[str, Any]:
+        loaded = self.loaded
+        self._check_ids([t for it in p.items for t in it.prompt + it.completion])
+        batch = make_batch([(it.prompt, it.completion) for it in p.items], loaded.device)
+        lengths = [len(it.completion) for it in p.items]
+        with torch.no_grad():
+            policy, _ = token_logprobs(loaded.causal_lm, batch, p.temperature)
+        result: dict[str, Any] = {"policy": _rows(policy, lengths)}
+        if p.reference:
+            result["reference"] = _rows(reference_logprobs(loaded, batch, p.temperature), lengths)
+        return result
+
+    def train_step(self, p: TrainStepParams) -> dict[str, Any]:
+        self._check_ids([t for it in p.items for t in it.prompt + it.completion])
+        return train_step(self.require(), p)
+
+    def sft_step(self, p: SftStepParams) -> dict[str, Any]:
+        self._check_ids([t for it in p.items for t in it.prompt + it.completion])
+        return sft_step(self.require(), p)
+
+    def save(self, p: SaveParams) -> dict[str, Any]:
+        trainer = self.require()
+        assert self.generator is not None
+        files = save(trainer, self.generator, Path(p.path), p.format)
+        return {"path": p.path, "files": files}
+
+    def load_state(self, p: LoadStateParams) -> dict[str, Any]:
+        trainer = self.require()
+        assert self.generator is not None
+        return {"step": load_state(trainer, self.generator, Path(p.path))}
+
+    def _check_ids(self, ids: list[int]) -> None:
+        vocab = self.loaded.causal_lm.config.vocab_size
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise EngineError("bad_request", f"token id {bad} is outside the vocabulary (0..{vocab - 1})")
+
+
+def _rows(values: torch.Tensor, lengths: list[int]) -> list[list[float]]:
+    return [row[:n] for row, n in zip(values.tolist(), lengths)]
+
+
+def memory() -> dict[str, Any]:
+    """GPU memory in bytes (allocated now, peak, total) when there is a GPU, else {}."""
+    if not torch.cuda.is_available():
+        return {}
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "allocated": torch.cuda.memory_allocated(),
+        "peak": torch.cuda.max_memory_allocated(),
+        "free": free,
+        "total": total,
+    }

@@ -1,0 +1,98 @@
+"""The GRPO loss, as TRL's GRPOTrainer computes it (one micro-batch at a time).
+
+For each completion token t of completion i, with advantage A_i:
+
+    ratio     r  = exp(logp - old_logp)               (old_logp = logp.detach() without one)
+    clipped   rc = clamp(r, 1 - epsilon, 1 + epsilon_high)
+    two-sided r  = min(r, delta)                      (only when delta is set)
+    loss_t       = -min(r * A_i, rc * A_i) + beta * k3  with k3 = exp(ref - logp) - (ref - logp) - 1
+
+Aggregation over the masked tokens (mask: completion tokens; whole truncated completions are
+masked out with `mask_truncated_completions`):
+
+    grpo     mean over completions of (sum of loss_t / tokens of the completion), / accum steps
+    bnpo     sum of loss_t / tokens of the micro-batch, / accum steps
+    dr_grpo  sum of loss_t / (completions x max_completion_length), / accum steps
+    dapo     sum of loss_t / tokens of the whole accumulated batch
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .params import LossParams
+
+
+@dataclass
+class GrpoLoss:
+    loss: torch.Tensor
+    """Scalar to call backward on (already divided for gradient accumulation)."""
+    token_count: float
+    """Masked completion tokens in this micro-batch; the metrics below are means over them."""
+    kl: float
+    entropy: float
+    clip_low: float
+    clip_high: float
+    clip_region: float
+
+
+def grpo_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor | None,
+    ref_logprobs: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    entropy: torch.Tensor,
+    cfg: LossParams,
+    accumulation_steps: int,
+    batch_token_count: float,
+) -> GrpoLoss:
+    """Tensors are `[B, C]` (advantages `[B]`); `batch_token_count` counts all micro-batches."""
+    eps_low = cfg.epsilon
+    eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
+    adv = advantages.unsqueeze(1)
+
+    old = logprobs.detach() if old_logprobs is None else old_logprobs
+    ratio = torch.exp(logprobs - old)
+    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
+    if cfg.delta is not None:
+        ratio = torch.clamp(ratio, max=cfg.delta)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+
+    k3 = None
+    if ref_logprobs is not None:
+        diff = ref_logprobs - logprobs
+        k3 = torch.exp(diff) - diff - 1
+        if cfg.beta != 0.0:
+            per_token = per_token + cfg.beta * k3
+
+    masked = per_token * mask
+    if cfg.type == "grpo":
+        loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation_steps
+    elif cfg.type == "bnpo":
+        loss = masked.sum() / mask.sum().clamp(min=1.0) / accumulation_steps
+    elif cfg.type == "dr_grpo":
+        assert cfg.max_completion_length is not None
+        loss = masked.sum() / (mask.shape[0] * cfg.max_completion_length) / accumulation_steps
+    else:  # dapo
+        loss = masked.sum() / max(batch_token_count, 1.0)
+
+    count = float(mask.sum())
+    denom = max(count, 1.0)
+
+    def masked_mean(x: torch.Tensor) -> float:
+        return float((x.detach().float() * mask).sum()) / denom
+
+    low = (ratio < 1 - eps_low) & (adv < 0)
+    high = (ratio > 1 + eps_high) & (adv > 0)
+    return GrpoLoss(
+        loss=loss,
+        token_count=count,
+        kl=masked_mean(k3) if k3 is not None else 0.0,
+        entropy=masked_mean(entropy),
+        clip_low=masked_mean(low),
+        clip_high=masked_mean(high),
+        clip_region=masked_mean(low | high),
+    )

@@ -1,0 +1,95 @@
+"""Per-token logprobs (and entropies) of completions given their prompts.
+
+Sequences are `prompt + completion`, right-padded into one batch. The decoder runs once; the
+LM head and log-softmax run only at the positions that predict completion tokens, a chunk of
+positions at a time. When gradients are on, each chunk is checkpointed, so the logits of a
+201k-token vocabulary never sit in memory for the whole batch: backward recomputes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from transformers import PreTrainedModel
+
+CHUNK_TOKENS = 1024
+"""Completion positions per LM-head chunk."""
+
+
+@dataclass
+class Batch:
+    """A right-padded batch of prompt + completion rows."""
+
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    targets: torch.Tensor  # [B, C] completion ids, 0 past a row's end
+    source: torch.Tensor  # [B, C] index in the row of the position predicting each target
+    completion_mask: torch.Tensor  # [B, C] 1.0 on real completion tokens
+
+
+def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -> Batch:
+    width = max(len(p) + len(c) for p, c in pairs)
+    longest = max(len(c) for _, c in pairs)
+    ids = torch.zeros((len(pairs), width), dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    targets = torch.zeros((len(pairs), longest), dtype=torch.long)
+    source = torch.zeros((len(pairs), longest), dtype=torch.long)
+    cmask = torch.zeros((len(pairs), longest), dtype=torch.float32)
+    for i, (prompt, completion) in enumerate(pairs):
+        row = prompt + completion
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+        targets[i, : len(completion)] = torch.tensor(completion)
+        source[i, : len(completion)] = torch.arange(len(prompt) - 1, len(row) - 1)
+        cmask[i, : len(completion)] = 1.0
+    return Batch(ids.to(device), mask.to(device), targets.to(device), source.to(device), cmask.to(device))
+
+
+def token_logprobs(
+    causal_lm: PreTrainedModel, batch: Batch, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logprobs `[B, C]` of the batch's completion tokens (and entropies `[B, C]` if asked).
+
+    Call it on the transformers model (PEFT's LoRA layers live inside it); padding gets 0.
+    """
+    positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    hidden = causal_lm.get_decoder()(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions, use_cache=False
+    ).last_hidden_state
+    picked = hidden.gather(1, batch.source.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, C, H]
+    valid = batch.completion_mask.bool()
+    flat_hidden = picked[valid]
+    flat_targets = batch.targets[valid]
+    head = causal_lm.get_output_embeddings()
+
+    logprob_chunks, entropy_chunks = [], []
+    for start in range(0, flat_hidden.shape[0], CHUNK_TOKENS):
+        h = flat_hidden[start : start + CHUNK_TOKENS]
+        t = flat_targets[start : start + CHUNK_TOKENS]
+        if torch.is_grad_enabled():
+            lp, ent = checkpoint(_head_logprobs, head, h, t, temperature, with_entropy, use_reentrant=False)
+        else:
+            lp, ent = _head_logprobs(head, h, t, temperature, with_entropy)
+        logprob_chunks.append(lp)
+        entropy_chunks.append(ent)
+
+    logprobs = torch.zeros_like(batch.completion_mask)
+    logprobs = logprobs.masked_scatter(valid, torch.cat(logprob_chunks))
+    if not with_entropy:
+        return logprobs, None
+    entropy = torch.zeros_like(batch.completion_mask).masked_scatter(valid, torch.cat(entropy_chunks))
+    return logprobs, entropy
+
+
+def _head_logprobs(
+    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = head(hidden).float() / temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():  # a metric only, as in TRL
+        entropy = -(logp.exp() * logp).sum(-1) if with_entropy else torch.zeros_like(picked)
+    return picked, entropy
