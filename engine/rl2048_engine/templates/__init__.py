@@ -1,0 +1,1 @@
+"""Tokenizer building and the harmony chat template for the checkpoints init_model writes."""
