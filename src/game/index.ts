@@ -12,4 +12,11 @@ export {
 export { gameOptionsSchema, MAX_TARGET, type GameOptions } from "./options.ts";
 export { PythonRandom } from "./pythonRandom.ts";
 export { canMove, slide, wouldChange } from "./moves.ts";
-export { renderBoard, renderSvg, renderText, tileColour, type RenderOptions } from "./render.ts";
+export {
+  renderBoard,
+  renderPosition,
+  renderSvg,
+  renderText,
+  tileColour,
+  type RenderOptions,
+} from "./render.ts";

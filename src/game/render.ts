@@ -113,3 +113,12 @@ export function renderSvg(board: number[][], target: number, options: SvgOptions
   parts.push("</svg>");
   return parts.join("\n");
 }
+
+/** A position for the terminal: the board, then its score and state on one line. */
+export function renderPosition(
+  position: { board: number[][]; score: number; state: string },
+  target: number,
+  colors: boolean,
+): string {
+  return `${renderBoard(position.board, target, { colors })}\nscore ${position.score} · ${position.state}`;
+}
