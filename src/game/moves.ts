@@ -14,27 +14,24 @@ interface Lines {
   step: number;
 }
 
-const linesCache = new Map<string, Lines>();
+/** Lines of every board size, built on first use: LINES[size][direction]. */
+const LINES: Record<Direction, Lines>[] = [];
 
 function lines(size: number, direction: Direction): Lines {
-  const id = `${size}:${direction}`;
-  let found = linesCache.get(id);
-  if (found) return found;
-  const starts = new Int32Array(size);
-  let step: number;
-  for (let i = 0; i < size; i++) {
-    if (direction === "left") starts[i] = i * size;
-    else if (direction === "right") starts[i] = i * size + size - 1;
-    else if (direction === "up") starts[i] = i;
-    else starts[i] = (size - 1) * size + i;
-  }
-  if (direction === "left") step = 1;
-  else if (direction === "right") step = -1;
-  else if (direction === "up") step = size;
-  else step = -size;
-  found = { starts, step };
-  linesCache.set(id, found);
-  return found;
+  return (LINES[size] ??= buildLines(size))[direction];
+}
+
+function buildLines(size: number): Record<Direction, Lines> {
+  const build = (first: (line: number) => number, step: number): Lines => ({
+    starts: Int32Array.from({ length: size }, (_, line) => first(line)),
+    step,
+  });
+  return {
+    left: build((r) => r * size, 1),
+    right: build((r) => r * size + size - 1, -1),
+    up: build((c) => c, size),
+    down: build((c) => (size - 1) * size + c, -size),
+  };
 }
 
 /**

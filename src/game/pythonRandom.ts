@@ -15,6 +15,11 @@ const MATRIX_A = 0x9908b0df;
 
 /** The 32-bit words of |seed|, least significant first; [0] for zero. */
 export function seedKey(seed: number | bigint): Uint32Array {
+  if (typeof seed === "number" && Number.isSafeInteger(seed)) {
+    const n = Math.abs(seed);
+    const high = Math.floor(n / 0x100000000);
+    return high === 0 ? Uint32Array.of(n) : Uint32Array.of(n >>> 0, high);
+  }
   let n = BigInt(seed);
   if (n < 0n) n = -n;
   const words: number[] = [];
@@ -73,10 +78,14 @@ export class PythonRandom {
 
   private twist(): void {
     const mt = this.mt;
-    for (let kk = 0; kk < N; kk++) {
-      const y = (mt[kk]! & UPPER_MASK) | (mt[(kk + 1) % N]! & LOWER_MASK);
-      mt[kk] = mt[(kk + M) % N]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-    }
+    const mix = (a: number, b: number, c: number) => {
+      const y = (mt[a]! & UPPER_MASK) | (mt[b]! & LOWER_MASK);
+      mt[a] = mt[c]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    };
+    let kk = 0;
+    for (; kk < N - M; kk++) mix(kk, kk + 1, kk + M);
+    for (; kk < N - 1; kk++) mix(kk, kk + 1, kk + M - N);
+    mix(N - 1, 0, M - 1);
     this.index = 0;
   }
 

@@ -13,7 +13,8 @@ Reads one JSON request on stdin and writes one JSON answer on stdout:
       -> [{random: [..], bits: [[k, v], ..], below: [[n, v], ..]}, ...]
   {"op": "render", "cases": [{board, target, colors, border, dot_for_zero}]} -> [str, ...]
   {"op": "bench", "size", "target", "p4", "preset", "keys": str, "moves": n}
-      -> {moves, seconds}   plays the keys in a cycle, a new game (next seed) after each end
+      -> {seconds, games, score}   plays the keys in a cycle, a new game (next seed) after
+         each end; score is the sum over the games, to check the other side did the same work
 """
 
 from __future__ import annotations
@@ -197,13 +198,16 @@ def bench(req: dict) -> dict[str, float]:
     keys: str = req["keys"]
     seed = 0
     game = Game(req["size"], req["target"], req["p4"], seed, req["preset"])
+    finished_score = 0
     start = time.perf_counter()
     for i in range(req["moves"]):
         if game.state != "ongoing":
+            finished_score += game.score
             seed += 1
             game = Game(req["size"], req["target"], req["p4"], seed, req["preset"])
         game.act(keys[i % len(keys)])
-    return {"moves": req["moves"], "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "games": seed + 1, "score": finished_score + game.score}
 
 
 def main() -> None:
