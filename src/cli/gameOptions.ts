@@ -2,7 +2,7 @@
  * The game options every command shares (--size --target --p4 --seed --keys): help text and
  * defaults come from the game's schema; bad values become one UserError line naming the flag.
  */
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { gameOptionsSchema, KEY_PRESET_NAMES, type GameOptions } from "../game/index.ts";
 import { UserError } from "./userError.ts";
 
@@ -10,12 +10,14 @@ const DEFAULTS = gameOptionsSchema.parse({});
 
 /** Adds the game options to a command, with the schema's defaults. */
 export function addGameOptions(cmd: Command): Command {
-  return cmd
-    .option("--size <n>", "board size (N x N), 2 to 16", String(DEFAULTS.size))
-    .option("--target <tile>", "tile that wins the game, a power of two", String(DEFAULTS.target))
-    .option("--p4 <p>", "probability that a new tile is a 4", String(DEFAULTS.p4))
-    .option("--seed <n>", "integer seed of the game's random numbers", String(DEFAULTS.seed))
-    .option("--keys <preset>", `move keys: ${KEY_PRESET_NAMES.join(" or ")}`, DEFAULTS.keys);
+  const option = (flags: string, description: string, value: unknown) =>
+    cmd.addOption(new Option(flags, description).default(value));
+  option("--size <n>", "board size (N x N), 2 to 16", DEFAULTS.size);
+  option("--target <tile>", "tile that wins the game, a power of two", DEFAULTS.target);
+  option("--p4 <p>", "probability that a new tile is a 4", DEFAULTS.p4);
+  option("--seed <n>", "integer seed of the game's random numbers", DEFAULTS.seed);
+  option("--keys <preset>", `move keys: ${KEY_PRESET_NAMES.join(" or ")}`, DEFAULTS.keys);
+  return cmd;
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
