@@ -71,7 +71,7 @@ function parseMessage(chunk: string, knownRole: string | null): HarmonyMessage |
   const roleText = (channelAt === -1 ? header : header.slice(0, channelAt)).trim();
   const channelText = channelAt === -1 ? "" : header.slice(channelAt + "<|channel|>".length);
   const recipient = /(?:^|\s)to=(\S+?)(?=\s|<\||$)/.exec(header)?.[1] ?? null;
-  const roleName = knownRole ?? roleText.split(/\s+/)[0] ?? "";
+  const role = knownRole ?? roleText.split(/\s+/)[0] ?? "";
   const channel = channelText.split(/\s|<\|/)[0] || null;
-  return { role: knownRole ?? roleName, channel, recipient, content, end };
+  return { role, channel, recipient, content, end };
 }

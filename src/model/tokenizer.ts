@@ -32,6 +32,7 @@ export class ModelTokenizer {
 
   /** Text of `ids`; special tokens are kept unless `skipSpecialTokens`. */
   decode(ids: readonly number[], { skipSpecialTokens = false } = {}): string {
+    if (ids.length === 0) return "";
     return this.hf.decode([...ids], {
       skip_special_tokens: skipSpecialTokens,
       clean_up_tokenization_spaces: false,
@@ -79,6 +80,6 @@ async function readJson(path: string): Promise<object | undefined> {
   try {
     return JSON.parse(text) as object;
   } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
 }
