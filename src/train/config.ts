@@ -136,9 +136,8 @@ export const trainConfigSchema = z.strictObject({
   engine: engineSchema.prefault({}),
   /** Sandbox workers; null uses every core. */
   sandbox_workers: positiveInt.nullable().default(null),
+  /** Seeds the trainer's generator (game and sampling seeds) and the engine. */
   seed: z.int().default(3407),
-  /** Same seed, same run: sequential sandbox order and seeded engine sampling. */
-  deterministic: z.boolean().default(false),
 });
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;

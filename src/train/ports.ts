@@ -63,7 +63,6 @@ export interface TextCodec {
 }
 
 export interface GameRun {
-  seed: number;
   outcome: string;
   score: number;
   maxTile: number;
@@ -76,7 +75,7 @@ export interface ScoreReport {
 }
 
 export interface Scorer<R extends ScoreReport = ScoreReport> {
-  /** Plays one game per seed with `code` (null: nothing to run). */
+  /** Plays one game per seed with `code` (null: nothing to run); games in seed order. */
   score(code: string | null, seeds: number[]): Promise<R>;
 }
 

@@ -27,6 +27,8 @@ export interface SampledCompletion<R extends ScoreReport = ScoreReport> {
   total: number;
   /** The most frequent outcome of its games, or null when nothing ran. */
   outcome: string | null;
+  /** The game seeds it played, in `report.games` order. */
+  seeds: number[];
 }
 
 export interface SamplingParts<R extends ScoreReport = ScoreReport> {
@@ -87,6 +89,7 @@ export async function sampleRound<R extends ScoreReport>(
         rewards,
         total,
         outcome: mainOutcome(report),
+        seeds: request.gameSeeds,
       };
       return sampled;
     }),

@@ -216,8 +216,8 @@ export class Trainer<R extends ScoreReport> {
         reward: c.total,
         rewards: Object.fromEntries(names.map((name, f) => [name, c.rewards[f]!])),
         outcome: c.outcome,
-        games: c.report.games.map((g) => ({
-          seed: g.seed,
+        games: c.report.games.map((g, i) => ({
+          seed: c.seeds[i]!,
           outcome: g.outcome,
           score: g.score,
           max_tile: g.maxTile,

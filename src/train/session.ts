@@ -1,0 +1,269 @@
+/**
+ * One `rl2048 train` run, end to end: resolve the model folder, start the engine and load the
+ * model (and a checkpoint when resuming), render the prompt, start the sandbox pool, run the
+ * trainer (Ctrl-C saves and stops), then write the exports asked for and test the trained
+ * model the way the seed's test_model does. Everything started here is stopped here.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import YAML from "yaml";
+import { ChatTemplate } from "../model/chatTemplate.ts";
+import { EngineClient, EngineError } from "../model/engineClient.ts";
+import type { LoadParams, SaveFormat } from "../model/engineProtocol.ts";
+import { ModelTokenizer } from "../model/tokenizer.ts";
+import { extractStrategy } from "../strategy/extract.ts";
+import { SandboxPool } from "../strategy/sandboxPool.ts";
+import type { StrategyReport } from "../strategy/types.ts";
+import { listCheckpoints, removeStaleTemps, type TrainerState } from "./checkpoints.ts";
+import type { TrainConfig } from "./config.ts";
+import { TrainConsole } from "./console.ts";
+import { checkModelFolder, ModelFolderError } from "./modelFolder.ts";
+import type { Scorer } from "./ports.ts";
+import { strategyPrompt } from "./prompt.ts";
+import { rewardFunctions } from "./rewards.ts";
+import { TrainRng } from "./rng.ts";
+import { RunLog, writeFileAtomic } from "./runLog.ts";
+import { sampleRound, type SamplingParts } from "./sampling.ts";
+import { Trainer, type StopReason } from "./trainer.ts";
+import { resolveTinyPolicy } from "./tinyPolicy.ts";
+
+/** A run that cannot go on; the message is one line for the user. */
+export class TrainError extends Error {
+  override name = "TrainError";
+}
+
+export interface Resume {
+  checkpoint: string;
+  state: TrainerState;
+}
+
+function defaultRunName(): string {
+  return `run-${new Date().toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-")}`;
+}
+
+/** The engine's `load` request for this config. */
+export function loadParams(config: TrainConfig, modelDir: string): LoadParams {
+  const { model, training } = config;
+  const warmup = Math.ceil(training.warmup_ratio * training.max_steps);
+  return {
+    model: modelDir,
+    dtype: model.dtype,
+    device: model.device,
+    seed: config.seed,
+    lora: { ...model.lora },
+    gradient_checkpointing: model.gradient_checkpointing,
+    offload_embeddings: model.offload_embeddings,
+    optim: {
+      lr: training.learning_rate,
+      weight_decay: training.weight_decay,
+      betas: [training.adam_beta1, training.adam_beta2],
+      eps: training.adam_epsilon,
+      eight_bit: training.optim === "adamw_8bit",
+      schedule: training.lr_scheduler_type,
+      warmup_steps: warmup,
+      total_steps: training.max_steps,
+      max_grad_norm: training.max_grad_norm,
+    },
+  };
+}
+
+/** The model folder of a config: `tiny` is the bundled policy, anything else a path. */
+export async function modelFolder(config: TrainConfig): Promise<string> {
+  const path = config.model.path;
+  if (path === null) {
+    throw new ModelFolderError(
+      "no model: give --model DIR (a Hugging Face folder) or --preset tiny",
+    );
+  }
+  if (path === "tiny") return resolveTinyPolicy(config);
+  return checkModelFolder(path);
+}
+
+/** The model's chat template around the seed's prompt, as token ids. */
+export async function promptIds(config: TrainConfig, modelDir: string, tokenizer: ModelTokenizer) {
+  const template = await ChatTemplate.fromFolder(modelDir);
+  const text = template.render([{ role: "user", content: strategyPrompt(config.game.keys) }], {
+    addGenerationPrompt: true,
+    reasoningEffort: config.generation.reasoning_effort,
+  });
+  return tokenizer.encode(text);
+}
+
+/** Starts the engine and loads the model; engine errors become one-line TrainErrors. */
+export async function startEngine(config: TrainConfig, modelDir: string): Promise<EngineClient> {
+  const engine = await EngineClient.start({
+    python: config.engine.python,
+    timeoutMs: config.engine.request_timeout_s * 1000,
+  });
+  const loaded = await engine.load(loadParams(config, modelDir));
+  if (config.model.load_in_4bit && loaded.mxfp4_dequantized) {
+    console.error("note: this engine keeps MXFP4 experts dequantized (16-bit) in memory");
+  }
+  return engine;
+}
+
+export function sandboxScorer(pool: SandboxPool, config: TrainConfig): Scorer<StrategyReport> {
+  const { size, target, p4, keys } = config.game;
+  return {
+    score: (code, seeds) =>
+      pool.score(
+        code,
+        seeds.map((seed) => ({ size, target, p4, keys, seed })),
+      ),
+  };
+}
+
+/** Writes an export through a temporary folder next to `out`, renamed when complete. */
+export async function writeExport(engine: EngineClient, format: SaveFormat, out: string) {
+  const path = resolve(out);
+  if (existsSync(path)) throw new TrainError(`${out} already exists; choose another --out`);
+  const temp = `${path}.tmp-${process.pid}`;
+  rmSync(temp, { recursive: true, force: true });
+  try {
+    await engine.save({ path: temp, format });
+    renameSync(temp, path);
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+  return path;
+}
+
+/** Turns the errors a run can meet into one line. */
+export function describeFailure(err: unknown): string | null {
+  if (err instanceof EngineError) {
+    const first = err.message.split("\n")[0];
+    return err.kind === "engine_died"
+      ? `the engine stopped: ${first}`
+      : `engine ${err.kind}: ${first}`;
+  }
+  if (err instanceof ModelFolderError || err instanceof TrainError) return err.message;
+  return null;
+}
+
+export async function runTraining(config: TrainConfig, resume?: Resume): Promise<StopReason> {
+  const runName = resume?.state.run_name ?? config.output.run_name ?? defaultRunName();
+  const runDir = resolve(config.output.output_dir, runName);
+  if (!resume && listCheckpoints(runDir).length > 0) {
+    throw new TrainError(
+      `${runDir} already has checkpoints: add --resume, or pick another --run-name`,
+    );
+  }
+  const modelDir = await modelFolder(config);
+  const tokenizer = await ModelTokenizer.fromFolder(modelDir);
+  const prompt = await promptIds(config, modelDir, tokenizer);
+  const rewards = rewardFunctions(config);
+
+  mkdirSync(runDir, { recursive: true });
+  removeStaleTemps(runDir);
+  if (!resume) writeFileAtomic(join(runDir, "config.yaml"), YAML.stringify(config));
+
+  const ui = new TrainConsole(config.training.max_steps);
+  ui.log(`run ${runName}: ${runDir}`);
+  ui.log(`model ${modelDir}; starting the engine...`);
+  let engine: EngineClient | null = null;
+  let pool: SandboxPool | null = null;
+  let log: RunLog | null = null;
+  const onSigint = () => {
+    if (!trainer) process.exit(130);
+    if (stopping) {
+      ui.log("second Ctrl-C: stopping now without saving");
+      process.exit(130);
+    }
+    stopping = true;
+    ui.log("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)");
+    trainer.requestStop();
+  };
+  let trainer: Trainer<StrategyReport> | null = null;
+  let stopping = false;
+  process.on("SIGINT", onSigint);
+  try {
+    engine = await startEngine(config, modelDir);
+    if (resume) {
+      await engine.loadState({ path: resume.checkpoint });
+      ui.log(`resumed from ${resume.checkpoint} (step ${resume.state.step})`);
+    }
+    pool = await SandboxPool.start({
+      ...(config.sandbox_workers ? { workers: config.sandbox_workers } : {}),
+      limits: { gameSeconds: config.game.time_limit_s },
+    });
+    log = new RunLog(runDir, {
+      tensorboard: config.output.tensorboard,
+      ...(resume ? { resumeStep: resume.state.step, best: resume.state.best } : {}),
+    });
+    const parts: SamplingParts<StrategyReport> = {
+      engine,
+      codec: { encode: (t) => tokenizer.encode(t), decode: (ids) => tokenizer.decode(ids) },
+      scorer: sandboxScorer(pool, config),
+      rewards,
+      extract: extractStrategy,
+    };
+    trainer = new Trainer({
+      config,
+      runName,
+      runDir,
+      parts,
+      promptIds: prompt,
+      log,
+      console: ui,
+      ...(resume ? { resume: resume.state } : {}),
+    });
+    const reason = await trainer.run();
+    if (reason === "finished") {
+      for (const format of config.output.export_formats) {
+        const out = await writeExport(engine, format, join(runDir, `export-${format}`));
+        ui.log(`exported ${format}: ${out}`);
+      }
+      if (config.output.final_test_games > 0) await finalTest(parts, config, prompt, runDir, ui);
+    }
+    return reason;
+  } finally {
+    process.off("SIGINT", onSigint);
+    log?.close();
+    await pool?.close();
+    await engine?.shutdown();
+  }
+}
+
+/** The seed's test_model: the trained model writes one strategy and it plays. */
+async function finalTest(
+  parts: SamplingParts<StrategyReport>,
+  config: TrainConfig,
+  prompt: number[],
+  runDir: string,
+  ui: TrainConsole,
+): Promise<void> {
+  const rng = TrainRng.fromSeed(config.seed + 1);
+  const gameSeeds = Array.from({ length: config.output.final_test_games }, () => rng.seed());
+  const single = { ...config, generation: { ...config.generation, num_generations: 1 } };
+  const { groups } = await sampleRound(parts, single, {
+    promptIds: prompt,
+    groups: 1,
+    sampleSeed: rng.seed(),
+    gameSeeds,
+  });
+  const c = groups[0]![0]!;
+  const wins = c.report.games.filter((g) => g.outcome === "success").length;
+  ui.sample({
+    step: config.training.max_steps,
+    code: c.extraction.ok ? c.extraction.code : null,
+    ...(c.extraction.ok ? {} : { reason: c.extraction.reason }),
+    outcome: c.outcome,
+    reward: c.total,
+    ...(c.report.games[0] ? { board: c.report.games[0].board } : {}),
+    target: config.game.target,
+  });
+  ui.log(`final test: ${wins}/${c.report.games.length} games won`);
+  const result = {
+    text: c.text,
+    code: c.extraction.ok ? c.extraction.code : null,
+    reason: c.extraction.ok ? null : c.extraction.reason,
+    rewards: Object.fromEntries(parts.rewards.map((r, f) => [r.name, c.rewards[f]])),
+    games: c.report.games.map((g, i) => ({
+      seed: gameSeeds[i],
+      outcome: g.outcome,
+      score: g.score,
+      max_tile: g.maxTile,
+    })),
+  };
+  writeFileSync(join(runDir, "final_test.json"), JSON.stringify(result, null, 2) + "\n");
+}
