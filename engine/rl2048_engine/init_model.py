@@ -9,8 +9,8 @@ sharded with model.safetensors.index.json once they pass 5 GB, the tokenizer fil
 BPE with the harmony special tokens, see templates/tokenizer.py) and chat_template.jinja.
 
 `tiny` keeps the architecture at toy sizes (runs on a CPU in seconds); `20b` is the full shape.
-Tensors are made one at a time (on the GPU when there is one) and written shard by shard, so
-memory stays near one shard. The folder is built beside DIR and renamed into place at the end.
+Tensors are made one at a time (on the GPU when there is one) and streamed into their shard
+file, so memory stays near the largest tensor (about 1 GB for 20b). The folder is built beside DIR and renamed into place at the end.
 Progress goes to stderr; `--progress-jsonl` prints one JSON object per tensor on stdout instead.
 """
 
@@ -29,7 +29,6 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from .mxfp4 import quantize_mxfp4
 from .templates.sample_text import SAMPLE_TEXTS
@@ -236,9 +235,35 @@ class TensorMaker:
         return torch.empty(shape, device=self.device).normal_(0.0, INIT_STD, generator=self.generator)
 
 
-def write_weights(folder: Path, specs: list[TensorSpec], maker: TensorMaker, progress: "Progress") -> list[str]:
+SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.uint8: "U8"}
+
+
+def safetensors_header(specs: list[TensorSpec]) -> bytes:
+    """The header of a safetensors file holding `specs` in order, so the data can be streamed
+    after it tensor by tensor (`safetensors.save_file` needs every tensor in memory at once)."""
+    entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for spec in specs:
+        entries[spec.name] = {
+            "dtype": SAFETENSORS_DTYPES[spec.dtype],
+            "shape": list(spec.shape),
+            "data_offsets": [offset, offset + spec.nbytes],
+        }
+        offset += spec.nbytes
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data starts 8-byte aligned
+    return len(header).to_bytes(8, "little") + header
+
+
+def write_weights(
+    folder: Path,
+    specs: list[TensorSpec],
+    maker: TensorMaker,
+    progress: "Progress",
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+) -> list[str]:
     """Write the safetensors shard by shard (one file `model.safetensors` when it fits in one)."""
-    shards = shard_plan(specs)
+    shards = shard_plan(specs, max_shard_bytes)
     names = (
         ["model.safetensors"]
         if len(shards) == 1
@@ -246,13 +271,15 @@ def write_weights(folder: Path, specs: list[TensorSpec], maker: TensorMaker, pro
     )
     weight_map = {}
     for file_name, shard in zip(names, shards):
-        tensors = {}
-        for spec in shard:
-            tensors[spec.name] = maker.make(spec)
-            weight_map[spec.name] = file_name
-            progress.tensor(spec)
-        save_file(tensors, str(folder / file_name), metadata={"format": "pt"})
-        del tensors
+        with open(folder / file_name, "wb") as f:
+            f.write(safetensors_header(shard))
+            for spec in shard:
+                tensor = maker.make(spec)
+                assert tuple(tensor.shape) == spec.shape and tensor.dtype == spec.dtype, spec.name
+                f.write(tensor.contiguous().view(torch.uint8).numpy().data)
+                del tensor
+                weight_map[spec.name] = file_name
+                progress.tensor(spec)
     if len(shards) > 1:
         index = {"metadata": {"total_size": sum(s.nbytes for s in specs)}, "weight_map": weight_map}
         (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
@@ -296,6 +323,7 @@ def init_model(
     seed: int = 0,
     device: str | None = None,
     progress: "Progress | None" = None,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
 ) -> Path:
     """Write the checkpoint into `out` (which must not exist or be empty); returns `out`."""
     preset = PRESETS[preset_name]
@@ -312,7 +340,7 @@ def init_model(
         (work / "config.json").write_text(json.dumps(model_config(preset, mxfp4), indent=2) + "\n")
         (work / "generation_config.json").write_text(json.dumps(generation_config(preset), indent=2) + "\n")
         write_tokenizer(work, preset)
-        write_weights(work, specs, TensorMaker(seed, torch_device), progress)
+        write_weights(work, specs, TensorMaker(seed, torch_device), progress, max_shard_bytes)
         _use_default_modes(work)
         if out.exists():
             out.rmdir()

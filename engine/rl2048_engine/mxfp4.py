@@ -30,7 +30,6 @@ FP4_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2
 """The e2m1 value of each 4-bit code: bit 3 is the sign, bits 0-2 the magnitude."""
 
 _MAGNITUDES = FP4_VALUES[:8]
-_MIDPOINTS = tuple((a + b) / 2 for a, b in zip(_MAGNITUDES, _MAGNITUDES[1:]))
 
 
 def quantize_mxfp4(w: torch.Tensor, chunk_rows: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,15 +59,16 @@ def _quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     exponent = exponent.clamp(-E8M0_BIAS, E8M0_BIAS)
     scaled = x / torch.exp2(exponent)
 
-    # Nearest magnitude code; a value exactly between two codes goes to the even code.
-    midpoints = torch.tensor(_MIDPOINTS, dtype=scaled.dtype, device=scaled.device)
-    magnitude = scaled.abs().clamp(max=_MAGNITUDES[-1])
-    code = torch.bucketize(magnitude, midpoints, out_int32=True)  # a tie lands on the lower code
-    tie = (code < len(_MIDPOINTS)) & (midpoints[code.clamp(max=len(_MIDPOINTS) - 1)] == magnitude)
-    code = code + (tie & (code % 2 == 1)).int()
-    code = code | (((scaled < 0) & (code > 0)).int() << 3)  # sign bit; no negative zero
+    # Nearest magnitude code, ties to the even code: e2m1 steps are 0.5 below 2, 1 up to 4 and 2
+    # up to 6, and torch.round rounds halves to even, which lands on the even code in each range.
+    magnitude = scaled.abs().clamp_(max=_MAGNITUDES[-1])
+    code = torch.where(
+        magnitude < 2,
+        torch.round(magnitude * 2),
+        torch.where(magnitude < 4, torch.round(magnitude) + 2, torch.round(magnitude / 2) + 4),
+    ).to(torch.uint8)
+    code |= ((scaled < 0) & (code > 0)).to(torch.uint8) << 3  # sign bit; no negative zero
 
-    code = code.to(torch.uint8)
     blocks = code[..., 0::2] | (code[..., 1::2] << 4)
     scales = (exponent.squeeze(-1) + E8M0_BIAS).to(torch.uint8)
     return blocks, scales

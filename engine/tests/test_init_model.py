@@ -163,6 +163,22 @@ def test_same_seed_same_weights(tmp_path: Path, folders: dict[str, Path]) -> Non
     assert not torch.equal(first["lm_head.weight"], stored(other)["lm_head.weight"])
 
 
+def test_sharded_folder_has_an_index_and_the_same_model(tmp_path: Path, folders: dict[str, Path]) -> None:
+    sharded = init_model(tmp_path / "sharded", "tiny", mxfp4=True, seed=1, max_shard_bytes=200_000)
+    index = json.loads((sharded / "model.safetensors.index.json").read_text())
+    files = sorted(p.name for p in sharded.glob("*.safetensors"))
+    assert len(files) > 1 and set(index["weight_map"].values()) == set(files)
+    assert index["metadata"]["total_size"] == sum((sharded / f).stat().st_size for f in files) - sum(
+        8 + int.from_bytes((sharded / f).read_bytes()[:8], "little") for f in files
+    )
+    ids = torch.tensor([[1, 2, 3, 2004]])
+    logits = [
+        AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)(ids).logits
+        for folder in (folders["mxfp4"], sharded)
+    ]
+    assert torch.equal(logits[0], logits[1])
+
+
 def test_an_existing_folder_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "taken"
     out.mkdir()
