@@ -1,0 +1,94 @@
+"""The fast decoder and generator against the plain path (tiny gpt-oss, float32, CPU).
+
+The CUDA-graph replay itself runs only on a GPU (bench/engine/bench_step.py checks it there);
+here the same step runs eagerly.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from rl2048_engine.fast.forward import GptOssRunner, KVCache
+from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.generation import generate
+from rl2048_engine.loading import LoadedModel, load_model
+from rl2048_engine.logprobs import make_batch, token_logprobs
+from rl2048_engine.params import LoadParams
+from rl2048_engine.sampling import SamplingSettings
+
+from helpers import ATTENTION_LORA
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_folder: Path) -> LoadedModel:
+    loaded = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu", lora=ATTENTION_LORA))
+    torch.manual_seed(0)
+    with torch.no_grad():  # LoRA B starts at zero: give the adapters something to do
+        for name, param in loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.05)
+    return loaded
+
+
+def prompts(lengths: list[int], seed: int) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(2000) for _ in range(n)] for n in lengths]
+
+
+def test_prefill_logits_match_the_transformers_forward(loaded: LoadedModel) -> None:
+    # 150 tokens: past the 128-token sliding window, with one row left-padded by 40.
+    rows = prompts([150, 110], seed=1)
+    runner = GptOssRunner(loaded.causal_lm)
+    width, slots = 150, 192
+    ids = torch.zeros((2, width), dtype=torch.long)
+    pad = torch.tensor([0, 40])
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row)
+    positions = (torch.arange(width).unsqueeze(0) - pad.unsqueeze(1)).clamp(min=0)
+    cos, sin = runner.rope_table(slots)
+    write = torch.arange(width)
+    with torch.no_grad():
+        hidden = runner.forward(
+            runner.embed(ids), cos[positions], sin[positions], write, runner.masks(write, pad, slots),
+            KVCache.empty(runner, 2, slots),
+        )
+        fast = runner.head(hidden).float()
+        for i, row in enumerate(rows):
+            plain = loaded.model(input_ids=torch.tensor([row])).logits[0].float()
+            got = fast[i, width - len(row) :]
+            assert torch.linalg.norm(got - plain) / torch.linalg.norm(plain) < 1e-5
+
+
+def test_greedy_completions_match_the_plain_generator(loaded: LoadedModel) -> None:
+    rows = prompts([140, 100, 60], seed=2)
+    settings = SamplingSettings(temperature=0.0)
+    plain = generate(loaded.model, rows, 2, 24, settings, [], torch.Generator(), loaded.device)
+    fast = FastGenerator(loaded.causal_lm).generate(rows, 2, 24, settings, [], torch.Generator())
+    assert [c.ids for c in fast] == [c.ids for c in plain]
+    assert [c.prompt_index for c in fast] == [c.prompt_index for c in plain]
+    for a, b in zip(fast, plain):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel) -> None:
+    rows = prompts([30, 12], seed=3)
+    generator = FastGenerator(loaded.causal_lm)
+    settings = SamplingSettings(temperature=0.7)
+    first = generator.generate(rows, 2, 20, settings, [], torch.Generator().manual_seed(5))
+    again = generator.generate(rows, 2, 20, settings, [], torch.Generator().manual_seed(5))
+    assert [c.ids for c in again] == [c.ids for c in first]  # the kept cache does not leak
+
+    batch = make_batch([(rows[c.prompt_index], c.ids) for c in first], loaded.device)
+    with torch.no_grad():
+        scored, _ = token_logprobs(loaded.causal_lm, batch, 0.7)
+    for c, row in zip(first, scored.tolist()):
+        assert row[: len(c.ids)] == pytest.approx(c.logprobs, abs=1e-4)
+
+    stop = first[0].ids[3]
+    stopped = generator.generate(rows, 2, 20, settings, [stop], torch.Generator().manual_seed(5))
+    assert stopped[0].finish_reason == "stop" and stopped[0].ids == first[0].ids[: first[0].ids.index(stop) + 1]
+    assert all(c.finish_reason == "length" or c.ids[-1] == stop for c in stopped)
