@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 import random
 from collections.abc import Callable
@@ -79,13 +80,19 @@ class Engine:
 
     def load(self, p: LoadParams) -> dict[str, Any]:
         self.trainer = None  # free the previous model first
+        gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        if p.cpu_threads is not None:
+            torch.set_num_threads(p.cpu_threads)  # 1 is much faster for tiny models on a busy CPU
         random.seed(p.seed)
         np.random.seed(p.seed)
         loaded = load_model(p)
-        optimizer, self.optimizer_name = make_optimizer(loaded.trainable, p.optim, loaded.device)
-        self.trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, p.optim), p.optim.max_grad_norm)
+        optimizer, scheduler = None, None
+        if loaded.trainable:
+            optimizer, self.optimizer_name = make_optimizer(loaded.trainable, p.optim, loaded.device)
+            scheduler = make_scheduler(optimizer, p.optim)
+        self.trainer = Trainer(loaded, optimizer, scheduler, p.optim.max_grad_norm)
         self.generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
         config = loaded.causal_lm.config
         return {

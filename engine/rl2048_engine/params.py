@@ -45,6 +45,7 @@ class LoadParams(Strict):
     full_finetune: bool = False
     gradient_checkpointing: bool = False
     offload_embeddings: bool = False
+    cpu_threads: int | None = Field(None, ge=1)
     optim: OptimParams = OptimParams()
 
     @model_validator(mode="after")

@@ -49,7 +49,7 @@ def _filter(logprobs: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
         sorted_lp, order = out.sort(dim=-1, descending=True)
         probs = torch.softmax(sorted_lp, dim=-1)
         mass_before = probs.cumsum(dim=-1) - probs
-        drop_sorted = mass_before > s.top_p
+        drop_sorted = mass_before >= s.top_p  # keep the fewest tokens that reach top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         out = out.masked_fill(drop, float("-inf"))
     return out

@@ -62,8 +62,9 @@ def load_state(trainer: Trainer, generator: torch.Generator, path: Path) -> int:
             raise EngineError("bad_request", f"{path}: adapter does not fit the model: {result.unexpected_keys[:3]}")
     elif (path / "model.safetensors").is_file():
         loaded.causal_lm.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
-    trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=loaded.device))
-    trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
+    if trainer.optimizer is not None and trainer.scheduler is not None:
+        trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=loaded.device))
+        trainer.scheduler.load_state_dict(torch.load(path / "scheduler.pt"))
     _set_rng_state(torch.load(path / "rng_state.pt", weights_only=False), generator)
     trainer.step = int(json.loads(state_file.read_text())["step"])
     return trainer.step
@@ -151,8 +152,9 @@ def _save_checkpoint(trainer: Trainer, generator: torch.Generator, path: Path) -
         if "lm_head.weight" in state and loaded.causal_lm.config.tie_word_embeddings:
             del state["lm_head.weight"]
         save_file(state, str(path / "model.safetensors"))
-    torch.save(trainer.optimizer.state_dict(), path / "optimizer.pt")
-    torch.save(trainer.scheduler.state_dict(), path / "scheduler.pt")
+    if trainer.optimizer is not None and trainer.scheduler is not None:
+        torch.save(trainer.optimizer.state_dict(), path / "optimizer.pt")
+        torch.save(trainer.scheduler.state_dict(), path / "scheduler.pt")
     torch.save(_rng_state(generator), path / "rng_state.pt")
     (path / STATE_FILE).write_text(json.dumps({"step": trainer.step, "model": str(loaded.folder)}) + "\n")
 

@@ -31,8 +31,9 @@ class Trainer:
     """What a step needs besides the model: the optimizer, the schedule and the step count."""
 
     loaded: LoadedModel
-    optimizer: Optimizer
-    scheduler: LambdaLR
+    optimizer: Optimizer | None
+    """None for a frozen model."""
+    scheduler: LambdaLR | None
     max_grad_norm: float | None
     step: int = 0
 
@@ -104,7 +105,7 @@ def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
                 totals[key] += value * out.token_count  # token-weighted means over micro-batches
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
-        trainer.optimizer.zero_grad(set_to_none=True)  # no half-accumulated gradients left behind
+        trainer.loaded.model.zero_grad(set_to_none=True)  # no half-accumulated gradients left behind
         raise
     finally:
         loaded.model.eval()
@@ -141,16 +142,17 @@ def sft_step(trainer: Trainer, params: SftStepParams) -> dict[str, object]:
             loss_sum += float(loss.detach())
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
-        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.loaded.model.zero_grad(set_to_none=True)
         raise
     finally:
         loaded.model.eval()
     return {"loss": loss_sum, "grad_norm": grad_norm, "learning_rate": lr, "step": trainer.step}
 
 
-def _check_trainable(trainer: Trainer) -> None:
-    if not trainer.loaded.trainable:
+def _check_trainable(trainer: Trainer) -> tuple[Optimizer, LambdaLR]:
+    if trainer.optimizer is None or trainer.scheduler is None:
         raise EngineError("bad_request", "the model is frozen: load it with lora or full_finetune to train")
+    return trainer.optimizer, trainer.scheduler
 
 
 def _old_logprobs(items: Sequence[GrpoItem], logprobs: torch.Tensor) -> torch.Tensor | None:
@@ -166,12 +168,13 @@ def _old_logprobs(items: Sequence[GrpoItem], logprobs: torch.Tensor) -> torch.Te
 
 def _optimizer_step(trainer: Trainer) -> tuple[float, float]:
     """Clip, step, schedule; returns the gradient norm before clipping and the LR used."""
+    optimizer, scheduler = _check_trainable(trainer)
     params = trainer.loaded.trainable
     max_norm = trainer.max_grad_norm if trainer.max_grad_norm is not None else float("inf")
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    lr = float(trainer.optimizer.param_groups[0]["lr"])
-    trainer.optimizer.step()
-    trainer.scheduler.step()
-    trainer.optimizer.zero_grad(set_to_none=True)
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
     trainer.step += 1
     return grad_norm, lr

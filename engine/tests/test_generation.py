@@ -1,0 +1,71 @@
+"""Generation: seeded and repeatable, consistent with `logprobs`, stops, padding, filters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from rl2048_engine.engine import Engine
+from rl2048_engine.sampling import SamplingSettings, _filter
+
+from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
+
+
+@pytest.fixture(scope="module")
+def call(tiny_folder: Path) -> Call:
+    call = make_call(Engine())
+    call("load", model=str(tiny_folder), dtype="float32", device="cpu", seed=1, lora=ATTENTION_LORA)
+    return call
+
+
+def generate(call: Call, **kw: object) -> list[dict]:
+    params = {"prompts": PROMPTS, "n": 2, "max_new_tokens": 8, "stop_token_ids": [], **kw}
+    return call("generate", **params)["completions"]
+
+
+def test_same_seed_same_completions(call: Call) -> None:
+    first = generate(call, seed=7)
+    assert generate(call, seed=7) == first
+    assert generate(call, seed=8) != first
+    assert [c["prompt_index"] for c in first] == [0, 0, 1, 1]
+    assert all(len(c["ids"]) == 8 and c["finish_reason"] == "length" for c in first)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampling_logprobs_match_logprobs(call: Call, temperature: float) -> None:
+    completions = generate(call, seed=3, temperature=temperature, max_new_tokens=12)
+    items = [{"prompt": PROMPTS[c["prompt_index"]], "completion": c["ids"]} for c in completions]
+    scored = call("logprobs", items=items, temperature=temperature, reference=True)
+    for c, policy, reference in zip(completions, scored["policy"], scored["reference"]):
+        assert policy == pytest.approx(c["logprobs"], abs=1e-4)
+        assert reference == pytest.approx(policy, abs=1e-6)  # LoRA B starts at zero
+
+
+def test_a_stop_token_ends_the_completion_and_is_kept(call: Call) -> None:
+    first = generate(call, seed=5)
+    stop = first[0]["ids"][2]
+    stopped = generate(call, seed=5, stop_token_ids=[stop])
+    ids = stopped[0]["ids"]
+    assert stopped[0]["finish_reason"] == "stop"
+    assert ids[-1] == stop and stop not in ids[:-1]
+    assert ids == first[0]["ids"][: len(ids)]
+
+
+def test_left_padding_does_not_change_greedy_completions(call: Call) -> None:
+    alone = call("generate", prompts=[PROMPTS[1]], max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    batched = call("generate", prompts=PROMPTS, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    assert batched["completions"][1]["ids"] == alone["completions"][0]["ids"]
+
+
+def test_filters_keep_the_expected_tokens() -> None:
+    logprobs = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = lambda **kw: torch.isfinite(_filter(logprobs, SamplingSettings(**kw)))[0].tolist()  # noqa: E731
+    assert kept(top_k=2) == [True, True, False, False]
+    assert kept(top_p=0.7) == [True, True, False, False]  # 0.5 < 0.7, 0.8 reaches it
+    assert kept(top_p=0.5) == [True, False, False, False]
+    assert kept(min_p=0.2) == [True, True, True, False]  # 0.15 >= 0.2 * 0.5
+    assert kept() == [True] * 4
+    assert math.isclose(float(torch.logsumexp(logprobs, -1)), 0.0, abs_tol=1e-6)
