@@ -84,6 +84,13 @@ describe("ChatTemplate", () => {
         "# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>" +
         "<|start|>user<|message|>2+2?<|end|><|start|>assistant",
     );
+    const history = template.render(CASES[5]!.messages, CASES[5]!.options);
+    expect(history).not.toContain("old thoughts");
+    expect(history).toContain(
+      "<|start|>assistant<|channel|>final<|message|>One<|end|><|start|>user<|message|>Second<|end|>" +
+        "<|start|>assistant<|channel|>analysis<|message|>kept<|end|><|start|>assistant<|channel|>final<|message|>",
+    );
+    expect(history.endsWith("```<|return|>")).toBe(true);
     expect(() => template.render([{ role: "tool" } as unknown as ChatMessage])).toThrow(
       /unsupported role/,
     );

@@ -47,7 +47,7 @@ for line in sys.stdin:
 describe("EngineClient protocol handling (fake engine)", () => {
   let script: string;
   const start = (extra: string[] = []) =>
-    EngineClient.start({ python: "python3", args: [script, ...extra], timeoutMs: 5_000 });
+    EngineClient.start({ args: [script, ...extra], timeoutMs: 5_000 });
 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), "rl2048-fake-engine-"));
