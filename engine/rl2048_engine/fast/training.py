@@ -1,0 +1,87 @@
+"""The GRPO step with every micro-batch in one forward and one backward.
+
+The plain step (`training.train_step`) runs forward and backward once per micro-batch, so the
+model's weights (42 GB for gpt-oss-20b in bf16, all experts hit by a few hundred tokens) are
+read 2 x `gradient_accumulation_steps` times, plus once more per micro-batch for the reference.
+Here the whole batch goes through the decoder once; the loss is still computed micro-batch by
+micro-batch (each keeps its own normalization, as `grpo_loss` defines it) and the parts are
+summed before one backward, so the loss, the gradient and the metrics are the plain step's.
+Memory grows with the batch: this is for batches that fit (the seed's 8 x 350 tokens do).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..grpo import grpo_loss
+from ..logprobs import make_batch, token_logprobs
+from ..params import TrainStepParams
+from ..training import Trainer, _check_trainable, _old_logprobs, _optimizer_step, micro_batches, reference_logprobs
+
+
+def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
+    _check_trainable(trainer)
+    cfg = params.loss
+    loaded = trainer.loaded
+    items = params.items
+    keep = [not (cfg.mask_truncated_completions and item.truncated) for item in items]
+    batch_tokens = float(sum(len(item.completion) for item, k in zip(items, keep) if k))
+    rows = list(range(len(items)))
+    micro = micro_batches(rows, params.gradient_accumulation_steps)
+
+    loaded.model.train()
+    try:
+        batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
+        mask = batch.completion_mask * torch.tensor([float(k) for k in keep], device=loaded.device).unsqueeze(1)
+        ref = reference_logprobs(loaded, batch, cfg.temperature)
+        logprobs, entropy = token_logprobs(loaded.causal_lm, batch, cfg.temperature, with_entropy=True)
+        assert entropy is not None
+        old = _old_logprobs(items, logprobs)
+        advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
+
+        total = torch.zeros((), device=loaded.device)
+        sums = {"tokens": 0.0, "kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
+        for part in micro:
+            rows_of = slice(part[0], part[-1] + 1)
+            out = grpo_loss(
+                logprobs=logprobs[rows_of],
+                old_logprobs=None if old is None else old[rows_of],
+                ref_logprobs=ref[rows_of],
+                advantages=advantages[rows_of],
+                mask=mask[rows_of],
+                entropy=entropy[rows_of],
+                cfg=cfg,
+                accumulation_steps=len(micro),
+                batch_token_count=batch_tokens,
+            )
+            total = total + out.loss
+            sums["tokens"] += out.token_count
+            for key, value in (
+                ("kl", out.kl),
+                ("entropy", out.entropy),
+                ("low", out.clip_low),
+                ("high", out.clip_high),
+                ("region", out.clip_region),
+            ):
+                sums[key] += value * out.token_count
+        total.backward()
+        grad_norm, lr = _optimizer_step(trainer)
+    except BaseException:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        raise
+    finally:
+        loaded.model.eval()
+    tokens = max(sums["tokens"], 1.0)
+    return {
+        "loss": float(total.detach()),
+        "kl": sums["kl"] / tokens,
+        "entropy": sums["entropy"] / tokens,
+        "clip_ratio": {
+            "low_mean": sums["low"] / tokens,
+            "high_mean": sums["high"] / tokens,
+            "region_mean": sums["region"] / tokens,
+        },
+        "grad_norm": grad_norm,
+        "learning_rate": lr,
+        "step": trainer.step,
+    }

@@ -1,0 +1,66 @@
+"""The fused GRPO step against the plain one: same metrics, gradient norm and updated weights."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from rl2048_engine.engine import Engine
+from rl2048_engine.fast.training import train_step_fused
+from rl2048_engine.params import TrainStepParams
+from rl2048_engine.training import train_step
+
+from helpers import ATTENTION_LORA
+
+
+def items(seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(5):  # 5 items in 3 micro-batches: uneven parts, uneven lengths
+        completion = [rng.randrange(2000) for _ in range(rng.randrange(3, 12))]
+        out.append(
+            {
+                "prompt": [rng.randrange(2000) for _ in range(rng.randrange(4, 9))],
+                "completion": completion,
+                "advantage": rng.uniform(-1.5, 1.5),
+                "old_logprobs": [rng.uniform(-9.0, -7.0) for _ in completion] if i % 2 else None,
+                "truncated": i == 3,
+            }
+        )
+    return out
+
+
+def run(folder: Path, step: object, params: TrainStepParams) -> tuple[dict, dict[str, torch.Tensor]]:
+    engine = Engine()
+    engine.load(engine.handlers["load"][0](model=str(folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA))
+    trainer = engine.require()
+    with torch.no_grad():  # nonzero LoRA B, so the reference differs from the policy
+        for name, param in trainer.loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    metrics = step(trainer, params)  # type: ignore[operator]
+    weights = {n: p.detach().clone() for n, p in trainer.loaded.model.named_parameters() if p.requires_grad}
+    return metrics, weights
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str) -> None:
+    params = TrainStepParams.model_validate(
+        {
+            "items": items(seed=len(loss_type)),
+            "loss": {"type": loss_type, "beta": 0.04, "epsilon_high": 0.28, "delta": 1.5,
+                     "mask_truncated_completions": True, "max_completion_length": 12},
+            "gradient_accumulation_steps": 3,
+        }
+    )
+    plain, plain_weights = run(tiny_folder, train_step, params)
+    fused, fused_weights = run(tiny_folder, train_step_fused, params)
+    assert plain["grad_norm"] > 0 and plain["kl"] > 0
+    for key in ("loss", "kl", "entropy", "grad_norm", "learning_rate", "step"):
+        assert fused[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-7), key
+    assert fused["clip_ratio"] == pytest.approx(plain["clip_ratio"], abs=1e-7)
+    for name, value in plain_weights.items():
+        assert torch.allclose(fused_weights[name], value, rtol=1e-4, atol=1e-6), name
