@@ -10,6 +10,7 @@ import { Command } from "commander";
 import { z } from "zod";
 import { InitModelError, PRESETS, initModel } from "../model/initModel.ts";
 import { UserError } from "./userError.ts";
+import { modelTinyCommand } from "./modelTiny.ts";
 
 const InitOptions = z.object({
   arch: z.enum(["gpt-oss"]),
@@ -24,7 +25,8 @@ const InitOptions = z.object({
 export function modelCommand(): Command {
   return new Command("model")
     .description("Model folders: make a gpt-oss checkpoint with random weights")
-    .addCommand(initCommand());
+    .addCommand(initCommand())
+    .addCommand(modelTinyCommand());
 }
 
 function initCommand(): Command {

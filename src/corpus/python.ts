@@ -3,23 +3,13 @@
  * simulates a move, and a board evaluation built from weighted features. Every block is a
  * list of lines indented for the body of `def strategy(board):`.
  */
+import { DIRECTIONS, KEY_PRESETS, type Direction } from "../game/keys.ts";
 import type { Rng } from "./random.ts";
 
 /** The four keys a strategy answers with, in the prompt's key preset. */
-export interface MoveKeys {
-  up: string;
-  left: string;
-  down: string;
-  right: string;
-}
+export type MoveKeys = Readonly<Record<Direction, string>>;
 
-export const KEY_PRESETS = {
-  bepo: { up: "é", left: "a", down: "u", right: "i" },
-  wasd: { up: "w", left: "a", down: "s", right: "d" },
-} as const satisfies Record<string, MoveKeys>;
-
-export type Direction = keyof MoveKeys;
-export const DIRECTIONS: readonly Direction[] = ["up", "left", "down", "right"];
+export { DIRECTIONS, KEY_PRESETS, type Direction };
 
 /** A Python string literal for a key. */
 export function lit(key: string): string {
