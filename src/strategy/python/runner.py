@@ -48,6 +48,7 @@ class OutputLimitExceeded(RuntimeError):
 _code: Any = None  # the compiled strategy module
 _strategy: Any = None
 _modules: dict[str, types.ModuleType] = {}
+_granted: dict[tuple[str, tuple[str, ...]], types.ModuleType] = {}  # this game's imports
 _seed = 0
 _output_left = 0
 _output_limit = 0
@@ -90,6 +91,9 @@ def _private_copy(module: types.ModuleType) -> types.ModuleType:
 def _guarded_import(
     name: str, globals: object = None, locals: object = None, fromlist: Any = (), level: int = 0
 ) -> types.ModuleType:
+    key = (name, tuple(fromlist) if fromlist else ())
+    if not level and key in _granted:
+        return _granted[key]
     if level:
         raise ImportError("relative imports are not allowed")
     if module_verdict(name):
@@ -101,6 +105,7 @@ def _guarded_import(
     wanted = name if fromlist else name.split(".")[0]
     if wanted not in _modules:
         _modules[wanted] = _private_copy(sys.modules[wanted])
+    _granted[key] = _modules[wanted]
     return _modules[wanted]
 
 
@@ -130,6 +135,7 @@ def load(seed: str, output_limit: int) -> int:
     global _strategy, _seed, _output_left, _output_limit, last_error
     _strategy = None
     _modules.clear()
+    _granted.clear()
     _seed = int(seed)
     _output_left = _output_limit = output_limit
     scope: dict[str, Any] = {"__builtins__": _fresh_builtins(), "__name__": "strategy"}
