@@ -1,0 +1,315 @@
+"""Issue 7: the seed's GRPO step on gpt-oss-20b, the plain way and our way, in one run.
+
+    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny]
+
+The step: 4 prompts of 150 tokens x 2 completions, generation forced to the full 200 new
+tokens (no stop ids), logprobs of the 8 completions, one GRPO update (bnpo, LoRA r4 on the
+attention projections, gradient accumulation 4, AdamW). Both ways run on the same loaded
+weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized to bf16):
+
+- plain: `PeftModel.generate` (transformers' loop and dynamic cache, sampling), logprobs and
+  loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
+- ours: `fast.generation.FastGenerator` (static cache, CUDA-graph decode step, grouped-GEMM
+  experts), `logprobs.token_logprobs` (LM head at completion positions only, chunked), and
+  `fast.training.train_step_fused` (one forward and backward for the whole batch).
+
+Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
+of the same completions, and the gradient norm of our update against the plain update from
+the same weights. The floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
+Writes bench_step.json into --out (default: $OUT when set, else the current folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.fast.training import train_step_fused
+from rl2048_engine.grpo import grpo_loss
+from rl2048_engine.init_model import init_model
+from rl2048_engine.loading import LoadedModel, load_model
+from rl2048_engine.logprobs import make_batch, token_logprobs
+from rl2048_engine.optim import make_optimizer, make_scheduler
+from rl2048_engine.params import LoadParams, LossParams, OptimParams, TrainStepParams
+from rl2048_engine.sampling import SamplingSettings
+from rl2048_engine.training import Trainer
+
+PROMPTS, N, PROMPT_LEN, NEW_TOKENS, ACCUM = 4, 2, 150, 200, 4
+LORA = {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+LOSS = LossParams(type="bnpo", epsilon=0.2, epsilon_high=0.28, delta=1.5, beta=0.0)
+GIB = 1024**3
+GPU = torch.cuda.is_available()
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Run `fn`; return its result, seconds, and peak GPU GiB during it."""
+    if GPU:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = fn()
+    if GPU:
+        torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / GIB if GPU else 0.0
+    return result, time.perf_counter() - start, peak
+
+
+# --- the plain way --------------------------------------------------------------------------
+
+
+def plain_generate(loaded: LoadedModel, prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
+    rows = torch.tensor([p for p in prompts for _ in range(N)], device=loaded.device)
+    out = loaded.model.generate(
+        input_ids=rows,
+        attention_mask=torch.ones_like(rows),
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        pad_token_id=0,
+    )
+    return out[:, rows.shape[1] :].tolist()
+
+
+def plain_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Full logits, full log-softmax, gather: `[B, C]` (all rows have the same lengths here)."""
+    ids = torch.tensor([p + c for p, c in pairs], device=loaded.device)
+    prompt_len = len(pairs[0][0])
+    logits = loaded.model(input_ids=ids).logits[:, prompt_len - 1 : -1].float()
+    return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
+
+
+def plain_train(trainer: Trainer, params: TrainStepParams) -> float:
+    """Forward + backward per micro-batch on the full logits, then one AdamW step; grad norm."""
+    loaded = trainer.loaded
+    items = params.items
+    size = -(-len(items) // ACCUM)
+    tokens = float(sum(len(it.completion) for it in items))
+    loaded.model.train()
+    for start in range(0, len(items), size):
+        part = items[start : start + size]
+        logprobs = plain_logprobs(loaded, [(it.prompt, it.completion) for it in part])
+        old = torch.tensor([it.old_logprobs for it in part], device=loaded.device)
+        out = grpo_loss(
+            logprobs=logprobs,
+            old_logprobs=old,
+            ref_logprobs=None,
+            advantages=torch.tensor([it.advantage for it in part], device=loaded.device),
+            mask=torch.ones_like(logprobs),
+            entropy=torch.zeros_like(logprobs),
+            cfg=params.loss,
+            accumulation_steps=ACCUM,
+            batch_token_count=tokens,
+        )
+        out.loss.backward()
+    loaded.model.eval()
+    norm = float(torch.nn.utils.clip_grad_norm_(loaded.trainable, 1.0))
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+# --- the floor ------------------------------------------------------------------------------
+
+
+def measure_ceilings() -> dict[str, float]:
+    """Device-to-device copy bandwidth (read + write) and bf16 matmul rate, medians of 10."""
+    if not GPU:
+        return {"bandwidth_tb_s": 0.0, "matmul_tflop_s": 0.0}
+    src = torch.randn(1 << 30, device="cuda", dtype=torch.bfloat16)  # 2 GiB
+    dst = torch.empty_like(src)
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+
+    def median_ms(fn: Callable[[], Any]) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(10):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e))
+        return sorted(times)[5]
+
+    copy_ms = median_ms(lambda: dst.copy_(src))
+    mm_ms = median_ms(lambda: a @ b)
+    del src, dst, a, b
+    torch.cuda.empty_cache()
+    return {"bandwidth_tb_s": 2 * (1 << 31) / copy_ms / 1e9, "matmul_tflop_s": 2 * 8192**3 / mm_ms / 1e9}
+
+
+def floor(loaded: LoadedModel, ceilings: dict[str, float], expert_bytes_per_param: float = 2.0) -> dict[str, float]:
+    """Seconds no implementation beats: decode reads the non-expert weights and the routed
+    experts once per step; the update does ~6 x active params x tokens of matmul work."""
+    cfg = loaded.causal_lm.config
+    expert_params = sum(p.numel() for n, p in loaded.causal_lm.named_parameters() if ".experts." in n)
+    dense_params = sum(p.numel() for n, p in loaded.causal_lm.named_parameters() if ".experts." not in n)
+    embed_params = cfg.vocab_size * cfg.hidden_size
+    e, k, rows = cfg.num_local_experts, cfg.num_experts_per_tok, PROMPTS * N
+    routed = e * (1 - (1 - k / e) ** rows)  # expected distinct experts per layer for 8 tokens
+    step_bytes = (dense_params - embed_params) * 2 + expert_params / e * routed * expert_bytes_per_param
+    active = dense_params - embed_params + expert_params / e * k
+    train_tokens = rows * (PROMPT_LEN + NEW_TOKENS)
+    out = {"routed_experts": routed, "decode_gb_per_step": step_bytes / 1e9}
+    if ceilings["bandwidth_tb_s"] > 0:
+        out["generate_s"] = NEW_TOKENS * step_bytes / (ceilings["bandwidth_tb_s"] * 1e12)
+        out["train_s"] = 6 * active * train_tokens / (ceilings["matmul_tflop_s"] * 1e12)
+    return out
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--preset", default="20b", help="tiny: a CPU dry run of the script")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+
+    def record(way: str, phase: str, seconds: float, peak: float, **extra: Any) -> None:
+        row = {"way": way, "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
+    if not folder.exists():
+        _, seconds, _ = timed(lambda: init_model(folder, args.preset, mxfp4=True))
+        record("setup", "init_model", seconds, 0.0)
+    ceilings = measure_ceilings()
+    optim = OptimParams(lr=5e-5)
+    params = LoadParams(model=str(folder), dtype="bfloat16", seed=0, lora=LORA, optim=optim)  # type: ignore[arg-type]
+    loaded, seconds, peak = timed(lambda: load_model(params))
+    record("setup", "load bf16 (experts dequantized), LoRA r4", seconds, peak)
+    optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
+    trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
+
+    vocab = 1000 if args.preset == "tiny" else 199_998
+    rng = random.Random(0)
+    prompts = [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    total = PROMPTS * N * NEW_TOKENS
+
+    # Plain way.
+    torch.manual_seed(0)
+    timed(lambda: plain_generate(loaded, prompts, 4))  # warm-up
+    plain_ids, seconds, peak = timed(lambda: plain_generate(loaded, prompts, NEW_TOKENS))
+    record("plain", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    pairs = [(prompts[i // N], ids) for i, ids in enumerate(plain_ids)]
+    with torch.no_grad():
+        _, seconds, peak = timed(lambda: plain_logprobs(loaded, pairs))
+    record("plain", "logprobs", seconds, peak)
+
+    # Our way (the first generate call captures the decode graph).
+    fast = FastGenerator(loaded.causal_lm)
+    settings = SamplingSettings(temperature=1.0)
+    gen = torch.Generator(device=loaded.device).manual_seed(0)
+    _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("ours", "generate (first call: graph capture)", seconds, peak)
+    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
+    batch = make_batch(ours_pairs, loaded.device)
+    with torch.no_grad():
+        (ours_lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
+    record("ours", "logprobs", seconds, peak)
+
+    # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
+    with torch.no_grad():
+        reference = plain_logprobs(loaded, ours_pairs)
+    sampled = torch.tensor([c.logprobs for c in completions], device=loaded.device)
+    checks = {
+        "sampling_vs_plain_max_abs": float((sampled - reference).abs().max()),
+        "sampling_vs_plain_mean_abs": float((sampled - reference).abs().mean()),
+        "logprobs_vs_plain_max_abs": float((ours_lp - reference).abs().max()),
+    }
+
+    # Train: plain, then ours from the same weights and optimizer state.
+    train_params = TrainStepParams(
+        items=[
+            {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": lp}
+            for j, ((p, c), lp) in enumerate(zip(ours_pairs, sampled.tolist()))
+        ],
+        loss=LOSS,
+        gradient_accumulation_steps=ACCUM,
+    )
+    start_weights = {k: v.clone() for k, v in get_peft_model_state_dict(loaded.model).items()}
+    start_optim = optimizer.state_dict()
+    plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
+    record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
+    for i in range(2):
+        set_peft_model_state_dict(loaded.model, start_weights)
+        optimizer.load_state_dict(start_optim)
+        metrics, seconds, peak = timed(lambda: train_step_fused(trainer, train_params))
+        label = "train" if i else "train (first call)"
+        record("ours", label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
+
+    summary = summarize(rows, floor(loaded, ceilings), ceilings, checks)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_step.json").write_text(json.dumps({**summary, "rows": rows}, indent=2))
+    print_table(summary)
+
+
+def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[str, float], checks: dict) -> dict:
+    def pick(way: str, phase: str) -> float:
+        return next(r["seconds"] for r in rows if r["way"] == way and r["phase"] == phase)
+
+    def peak(way: str) -> float:
+        return max(r["peak_gib"] for r in rows if r["way"] == way)
+
+    phases = ["generate", "logprobs", "train"]
+    plain = {p: pick("plain", p) for p in phases}
+    ours = {p: pick("ours", p) for p in phases}
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
+        platform.processor(),
+    )
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+        "gpu": torch.cuda.get_device_name() if GPU else "none",
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "ceilings": {k: round(v, 2) for k, v in ceilings.items()},
+        "floor": {k: round(v, 3) for k, v in fl.items()},
+        "plain": plain,
+        "ours": ours,
+        "plain_step_s": round(sum(plain.values()), 3),
+        "ours_step_s": round(sum(ours.values()), 3),
+        "peak_gib": {"plain": peak("plain"), "ours": peak("ours")},
+        "checks": checks,
+    }
+
+
+def print_table(s: dict) -> None:
+    print(f"\n{s['date']}  GPU {s['gpu']}  CPU {s['cpu']}  torch {s['torch']}")
+    print(f"ceilings: {s['ceilings']}  floor: {s['floor']}")
+    print(f"checks: {s['checks']}")
+    print(f"{'phase':<10}{'plain s':>10}{'ours s':>10}{'ratio':>8}")
+    for phase in ("generate", "logprobs", "train"):
+        p, o = s["plain"][phase], s["ours"][phase]
+        print(f"{phase:<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}")
+    ratio = s["plain_step_s"] / s["ours_step_s"]
+    print(f"{'step':<10}{s['plain_step_s']:>10.3f}{s['ours_step_s']:>10.3f}{ratio:>8.2f}")
+    print(f"peak GiB: plain {s['peak_gib']['plain']}, ours {s['peak_gib']['ours']}")
+
+
+if __name__ == "__main__":
+    main()
