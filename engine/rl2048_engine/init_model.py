@@ -10,7 +10,7 @@ BPE with the harmony special tokens, see templates/tokenizer.py) and chat_templa
 
 `tiny` keeps the architecture at toy sizes (runs on a CPU in seconds); `20b` is the full shape.
 Tensors are made one at a time (on the GPU when there is one) and streamed into their shard
-file, so memory stays near the largest tensor (about 1 GB for 20b). The folder is built beside DIR and renamed into place at the end.
+file, so memory stays near the largest tensor (20b: 1.2 GB; 3 GB peak RSS measured on CPU). The folder is built beside DIR and renamed into place at the end.
 Progress goes to stderr; `--progress-jsonl` prints one JSON object per tensor on stdout instead.
 """
 
@@ -219,9 +219,9 @@ class TensorMaker:
         if spec.init == "ones":
             return torch.ones(spec.shape, dtype=spec.dtype)
         if spec.init == "normal":
-            return self._normal(spec.shape).to(spec.dtype).cpu()
+            return self._normal(spec.shape).cpu()
         if spec.init == "mxfp4_blocks":
-            weight = self._normal(spec.shape[:-2] + (spec.shape[-2] * 32,)).to(torch.bfloat16)
+            weight = self._normal(spec.shape[:-2] + (spec.shape[-2] * 32,))
             blocks, scales = quantize_mxfp4(weight)
             self.pending_scales = scales.cpu()
             return blocks.cpu()
@@ -231,8 +231,14 @@ class TensorMaker:
             return scales
         raise ValueError(f"unknown init {spec.init!r}")
 
-    def _normal(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.empty(shape, device=self.device).normal_(0.0, INIT_STD, generator=self.generator)
+    def _normal(self, shape: tuple[int, ...], chunk: int = 1 << 26) -> torch.Tensor:
+        """bf16 N(0, 0.02) values, drawn in float32 `chunk` values at a time (no full float32 copy)."""
+        out = torch.empty(shape, dtype=torch.bfloat16, device=self.device)
+        flat = out.view(-1)
+        for start in range(0, flat.numel(), chunk):
+            part = flat[start : start + chunk]
+            part.copy_(torch.empty(part.shape, device=self.device).normal_(0.0, INIT_STD, generator=self.generator))
+        return out
 
 
 SAFETENSORS_DTYPES = {torch.bfloat16: "BF16", torch.uint8: "U8"}

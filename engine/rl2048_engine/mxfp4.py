@@ -32,7 +32,7 @@ FP4_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2
 _MAGNITUDES = FP4_VALUES[:8]
 
 
-def quantize_mxfp4(w: torch.Tensor, chunk_rows: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_mxfp4(w: torch.Tensor, chunk_rows: int = 1 << 14) -> tuple[torch.Tensor, torch.Tensor]:
     """Pack `w [..., rows, cols]` (cols a multiple of 32) into `(blocks, scales)`; see module doc.
 
     Works `chunk_rows` rows at a time so the float32 temporaries stay small (gpt-oss-20b experts).
