@@ -84,7 +84,7 @@ def load_model(params: LoadParams) -> LoadedModel:
     except (OSError, ValueError, KeyError) as err:
         raise EngineError("model_folder", f"{folder}: cannot load the weights: {err}") from err
 
-    offloaded = params.offload_embeddings and device.type != "cpu" and not _tied(causal_lm)
+    offloaded = params.offload_embeddings and device.type != "cpu" and not embeddings_tied(causal_lm)
     if offloaded:
         offload_embeddings(causal_lm.get_input_embeddings(), device)
     if params.gradient_checkpointing:
@@ -179,14 +179,14 @@ def _load_mxfp4(folder: Path, config: object, device: torch.device, dtype: torch
                     param.copy_(value)
                 missing.discard(target)
                 del value
-    if _tied(model):
+    if embeddings_tied(model):
         missing.discard("lm_head.weight")
     if missing:
         raise KeyError(f"tensors missing from the folder: {sorted(missing)[:5]}")
     return model.eval()
 
 
-def _tied(model: PreTrainedModel) -> bool:
+def embeddings_tied(model: PreTrainedModel) -> bool:
     out = model.get_output_embeddings()
     return out is not None and out.weight is model.get_input_embeddings().weight
 

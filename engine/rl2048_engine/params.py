@@ -17,23 +17,23 @@ class Strict(BaseModel):
 
 
 class LoraParams(Strict):
-    rank: int = Field(4, ge=1)
-    alpha: float = 8.0
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    rank: int = Field(default=4, ge=1)
+    alpha: int = 8
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     target_parameters: list[str] = []
 
 
 class OptimParams(Strict):
-    lr: float = Field(5e-5, ge=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    lr: float = Field(default=5e-5, ge=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.99)
-    eps: float = Field(1e-8, gt=0.0)
+    eps: float = Field(default=1e-8, gt=0.0)
     eight_bit: bool = False
     schedule: Literal["linear", "constant"] = "linear"
-    warmup_steps: int = Field(0, ge=0)
-    total_steps: int = Field(1000, ge=1)
-    max_grad_norm: float | None = Field(1.0, gt=0.0)
+    warmup_steps: int = Field(default=0, ge=0)
+    total_steps: int = Field(default=1000, ge=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
 
 
 class LoadParams(Strict):
@@ -45,8 +45,8 @@ class LoadParams(Strict):
     full_finetune: bool = False
     gradient_checkpointing: bool = False
     offload_embeddings: bool = False
-    cpu_threads: int | None = Field(None, ge=1)
-    optim: OptimParams = OptimParams()
+    cpu_threads: int | None = Field(default=None, ge=1)
+    optim: OptimParams = Field(default_factory=OptimParams)
 
     @model_validator(mode="after")
     def _one_way_to_train(self) -> LoadParams:
@@ -57,12 +57,12 @@ class LoadParams(Strict):
 
 class GenerateParams(Strict):
     prompts: list[TokenIds] = Field(min_length=1)
-    n: int = Field(1, ge=1)
+    n: int = Field(default=1, ge=1)
     max_new_tokens: int = Field(ge=1)
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    min_p: float = Field(default=0.0, ge=0.0, le=1.0)
     stop_token_ids: list[int] | None = None
     seed: int | None = None
 
@@ -75,7 +75,7 @@ class ScoredItem(Strict):
 class LogprobsParams(Strict):
     items: list[ScoredItem] = Field(min_length=1)
     reference: bool = False
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(default=1.0, gt=0.0)
 
 
 class GrpoItem(ScoredItem):
@@ -92,13 +92,13 @@ class GrpoItem(ScoredItem):
 
 class LossParams(Strict):
     type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "bnpo"
-    epsilon: float = Field(0.2, ge=0.0)
+    epsilon: float = Field(default=0.2, ge=0.0)
     epsilon_high: float | None = None
-    delta: float | None = Field(None, gt=1.0)
-    beta: float = Field(0.0, ge=0.0)
+    delta: float | None = Field(default=None, gt=1.0)
+    beta: float = Field(default=0.0, ge=0.0)
     mask_truncated_completions: bool = False
-    max_completion_length: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, gt=0.0)
+    max_completion_length: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, gt=0.0)
 
     @model_validator(mode="after")
     def _dr_grpo_length(self) -> LossParams:
@@ -109,13 +109,13 @@ class LossParams(Strict):
 
 class TrainStepParams(Strict):
     items: list[GrpoItem] = Field(min_length=1)
-    loss: LossParams = LossParams()
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    loss: LossParams = Field(default_factory=LossParams)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
 
 
 class SftStepParams(Strict):
     items: list[ScoredItem] = Field(min_length=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
 
 
 class SaveParams(Strict):

@@ -26,7 +26,7 @@ from peft.tuners.lora import LoraLayer, ParamWrapper
 from safetensors.torch import load_file, save_file
 
 from .errors import EngineError
-from .loading import LoadedModel
+from .loading import LoadedModel, embeddings_tied
 from .mxfp4 import expert_param_to_mxfp4
 from .training import Trainer
 
@@ -58,8 +58,9 @@ def load_state(trainer: Trainer, generator: torch.Generator, path: Path) -> int:
         if not adapter.is_file():
             raise EngineError("bad_request", f"{path}: the checkpoint has no adapter_model.safetensors")
         result = set_peft_model_state_dict(loaded.model, load_file(str(adapter), device=str(loaded.device)))
-        if result.unexpected_keys:
-            raise EngineError("bad_request", f"{path}: adapter does not fit the model: {result.unexpected_keys[:3]}")
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise EngineError("bad_request", f"{path}: adapter does not fit the model: {unexpected[:3]}")
     elif (path / "model.safetensors").is_file():
         loaded.causal_lm.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
     if trainer.optimizer is not None and trainer.scheduler is not None:
@@ -79,7 +80,7 @@ def merged_state_dict(loaded: LoadedModel) -> dict[str, torch.Tensor]:
         param = module.parameter_name if isinstance(module, ParamWrapper) else "weight"
         key = _clean(f"{name}.{param}")
         for adapter in module.active_adapters:
-            delta = module.get_delta_weight(adapter).detach()
+            delta = module.get_delta_weight(adapter).detach()  # type: ignore[attr-defined]
             deltas[key] = deltas[key] + delta if key in deltas else delta
     state: dict[str, torch.Tensor] = {}
     for raw, value in loaded.causal_lm.state_dict().items():
@@ -145,11 +146,11 @@ def _mxfp4_quantization_config(loaded: LoadedModel) -> dict[str, Any]:
 
 def _save_checkpoint(trainer: Trainer, generator: torch.Generator, path: Path) -> None:
     loaded = trainer.loaded
-    if loaded.has_lora:
+    if isinstance(loaded.model, PeftModel):
         loaded.model.save_pretrained(str(path))
     elif loaded.trainable:
         state = {k: v.detach().contiguous().cpu() for k, v in loaded.causal_lm.state_dict().items()}
-        if "lm_head.weight" in state and loaded.causal_lm.config.tie_word_embeddings:
+        if "lm_head.weight" in state and embeddings_tied(loaded.causal_lm):
             del state["lm_head.weight"]
         save_file(state, str(path / "model.safetensors"))
     if trainer.optimizer is not None and trainer.scheduler is not None:
