@@ -10,7 +10,8 @@ BPE with the harmony special tokens, see templates/tokenizer.py) and chat_templa
 
 `tiny` keeps the architecture at toy sizes (runs on a CPU in seconds); `20b` is the full shape.
 Tensors are made one at a time (on the GPU when there is one) and streamed into their shard
-file, so memory stays near the largest tensor (20b: 1.2 GB; 3 GB peak RSS measured on CPU). The folder is built beside DIR and renamed into place at the end.
+file, so memory stays near the largest tensor (20b: 1.2 GB; 3 GB peak RSS measured on CPU).
+The folder is built beside DIR and renamed into place at the end.
 Progress goes to stderr; `--progress-jsonl` prints one JSON object per tensor on stdout instead.
 """
 
