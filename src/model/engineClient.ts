@@ -190,7 +190,13 @@ export class EngineClient {
     this.closing = false;
     this.stderrTail = [];
     this.engineInfo = null;
-    const child = spawn(python, args, { env: engineEnv(), stdio: ["pipe", "pipe", "pipe"] });
+    // Its own process group: a Ctrl-C in the terminal reaches only us, and `rl2048 train` then
+    // saves a checkpoint through the engine before stopping it. EOF on stdin still ends it.
+    const child = spawn(python, args, {
+      env: engineEnv(),
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+    });
     this.child = child;
     this.exited = new Promise((resolve) => {
       child.on("close", () => resolve());

@@ -127,6 +127,9 @@ export class SandboxPool {
       cwd: bundle.dir,
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       serialization: "advanced",
+      // Its own process group, so a terminal Ctrl-C does not kill it under a running
+      // training step; it still exits when our IPC channel closes.
+      detached: true,
     });
     this.child = child;
     this.stderrTail = "";
