@@ -33,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from transformers import AutoConfig
 
+from rl2048_engine.fast.forward import GptOssRunner, KVCache
 from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.fast.mxfp4_experts import load_resident
 from rl2048_engine.fast.training import train_step_fused
 from rl2048_engine.grpo import grpo_loss
 from rl2048_engine.init_model import init_model
-from rl2048_engine.loading import LoadedModel, load_model
+from rl2048_engine.loading import LoadedModel, _enable_checkpointing, load_model
 from rl2048_engine.logprobs import make_batch, token_logprobs
 from rl2048_engine.optim import make_optimizer, make_scheduler
 from rl2048_engine.params import LoadParams, LossParams, OptimParams, TrainStepParams
@@ -240,6 +243,12 @@ def main() -> None:
         "sampling_vs_plain_mean_abs": float((sampled - reference).abs().mean()),
         "logprobs_vs_plain_max_abs": float((ours_lp - reference).abs().max()),
     }
+    with torch.no_grad():
+        prefill = fast_prefill_logprobs(loaded, ours_pairs)
+        alone = torch.cat([plain_logprobs(loaded, [pair]) for pair in ours_pairs])
+    # The fast decoder on whole sequences at once, and bf16 noise: the plain forward, row by row.
+    checks["fast_prefill_vs_plain_mean_abs"] = float((prefill - reference).abs().mean())
+    checks["plain_batch1_vs_batched_mean_abs"] = float((alone - reference).abs().mean())
 
     # Train: plain, then ours from the same weights and optimizer state.
     train_params = TrainStepParams(
@@ -262,10 +271,86 @@ def main() -> None:
         record("ours", label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
     checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
 
-    summary = summarize(rows, floor(loaded, ceilings), ceilings, checks)
+    fl = floor(loaded, ceilings)
+    fl_mx = floor(loaded, ceilings, expert_bytes_per_param=17 / 32)  # 16 bytes + 1 scale per 32
+    del trainer, optimizer, fast, loaded, start_weights, start_optim
+    if GPU:
+        torch.cuda.empty_cache()
+    mxfp4_mode(folder, prompts, rows, checks)
+    summary = summarize(rows, fl, ceilings, checks)
+    summary["floor_mxfp4"] = {k: round(v, 3) for k, v in fl_mx.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_step.json").write_text(json.dumps({**summary, "rows": rows}, indent=2))
     print_table(summary)
+
+
+def fast_prefill_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Logprobs of the completions from the fast decoder run over whole sequences (no padding)."""
+    runner = GptOssRunner(loaded.causal_lm)
+    ids = torch.tensor([p + c for p, c in pairs], device=loaded.device)
+    width, prompt_len = ids.shape[1], len(pairs[0][0])
+    cos, sin = runner.rope_table(width)
+    slots = torch.arange(width, device=loaded.device)
+    pad = torch.zeros(ids.shape[0], dtype=torch.long, device=loaded.device)
+    positions = slots.unsqueeze(0).expand(ids.shape[0], -1)
+    hidden = runner.forward(
+        runner.embed(ids), cos[positions], sin[positions], slots, runner.masks(slots, pad, width),
+        KVCache.empty(runner, ids.shape[0], width),
+    )
+    logits = runner.head(hidden[:, prompt_len - 1 : -1]).float()
+    return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
+
+
+def mxfp4_mode(folder: Path, prompts: list[list[int]], rows: list[dict[str, Any]], checks: dict) -> None:
+    """Our way with MXFP4-resident experts: load, generate, logprobs, fused train; peak memory."""
+
+    def record(phase: str, seconds: float, peak: float, **extra: Any) -> None:
+        row = {"way": "ours-mxfp4", "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    device = torch.device("cuda" if GPU else "cpu")
+
+    def load() -> LoadedModel:
+        causal_lm = load_resident(folder, AutoConfig.from_pretrained(folder), device, torch.bfloat16)
+        causal_lm.requires_grad_(False)
+        _enable_checkpointing(causal_lm)  # activations of 8 x 350 tokens would pass 16 GB
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
+        model = get_peft_model(causal_lm, config)
+        model.eval()
+        return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, False)
+
+    loaded, seconds, peak = timed(load)
+    record("load (experts packed), LoRA r4", seconds, peak)
+    optim = OptimParams(lr=5e-5)
+    optimizer, _ = make_optimizer(loaded.trainable, optim, device)
+    trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
+    fast = FastGenerator(loaded.causal_lm)
+    settings = SamplingSettings(temperature=1.0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    total = PROMPTS * N * NEW_TOKENS
+    _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("generate (first call: graph capture)", seconds, peak)
+    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
+    batch = make_batch(pairs, device)
+    with torch.no_grad():
+        (lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
+    record("logprobs", seconds, peak)
+    sampled = torch.tensor([c.logprobs for c in completions], device=device)
+    checks["mxfp4_sampling_vs_logprobs_mean_abs"] = float((sampled - lp).abs().mean())
+    params = TrainStepParams(
+        items=[
+            {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": o}
+            for j, ((p, c), o) in enumerate(zip(pairs, sampled.tolist()))
+        ],
+        loss=LOSS,
+        gradient_accumulation_steps=ACCUM,
+    )
+    for label in ("train (first call)", "train"):
+        metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
+        record(label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
 
 
 def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[str, float], checks: dict) -> dict:
@@ -278,6 +363,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
     phases = ["generate", "logprobs", "train"]
     plain = {p: pick("plain", p) for p in phases}
     ours = {p: pick("ours", p) for p in phases}
+    mxfp4 = {p: pick("ours-mxfp4", p) for p in phases}
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
         platform.processor(),
@@ -293,7 +379,9 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "ours": ours,
         "plain_step_s": round(sum(plain.values()), 3),
         "ours_step_s": round(sum(ours.values()), 3),
-        "peak_gib": {"plain": peak("plain"), "ours": peak("ours")},
+        "mxfp4": mxfp4,
+        "mxfp4_step_s": round(sum(mxfp4.values()), 3),
+        "peak_gib": {"plain": peak("plain"), "ours": peak("ours"), "ours-mxfp4": peak("ours-mxfp4")},
         "checks": checks,
     }
 
@@ -302,13 +390,14 @@ def print_table(s: dict) -> None:
     print(f"\n{s['date']}  GPU {s['gpu']}  CPU {s['cpu']}  torch {s['torch']}")
     print(f"ceilings: {s['ceilings']}  floor: {s['floor']}")
     print(f"checks: {s['checks']}")
-    print(f"{'phase':<10}{'plain s':>10}{'ours s':>10}{'ratio':>8}")
+    print(f"floor with MXFP4 experts: {s['floor_mxfp4']}")
+    print(f"{'phase':<10}{'plain s':>10}{'ours s':>10}{'ratio':>8}{'mxfp4 s':>10}{'ratio':>8}")
     for phase in ("generate", "logprobs", "train"):
-        p, o = s["plain"][phase], s["ours"][phase]
-        print(f"{phase:<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}")
-    ratio = s["plain_step_s"] / s["ours_step_s"]
-    print(f"{'step':<10}{s['plain_step_s']:>10.3f}{s['ours_step_s']:>10.3f}{ratio:>8.2f}")
-    print(f"peak GiB: plain {s['peak_gib']['plain']}, ours {s['peak_gib']['ours']}")
+        p, o, m = s["plain"][phase], s["ours"][phase], s["mxfp4"][phase]
+        print(f"{phase:<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
+    p, o, m = s["plain_step_s"], s["ours_step_s"], s["mxfp4_step_s"]
+    print(f"{'step':<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
+    print(f"peak GiB: {s['peak_gib']}")
 
 
 if __name__ == "__main__":

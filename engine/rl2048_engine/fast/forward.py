@@ -11,7 +11,7 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   ends are masked out.
 - Experts: the (token, expert) pairs are sorted by expert and run through two grouped GEMMs
   (`torch.nn.functional.grouped_mm`), which read only the experts some token was routed to.
-  An experts module may bring its own `grouped_weights()` (MXFP4-resident experts do).
+  An experts module may bring its own `grouped_linears()` (MXFP4-resident experts do).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class GptOssRunner:
         self.device = self.head.weight.device
         for layer in self.layers:
             experts = layer.mlp.experts
-            if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_weights"):
+            if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):
                 raise ValueError("fast paths need plain experts (no LoRA on the expert weights)")
 
     # --- tables and masks -------------------------------------------------------------------
@@ -172,14 +172,20 @@ def grouped_experts(
     counts = (flat.unsqueeze(1) == torch.arange(num_experts, device=x.device)).sum(0)
     offsets = counts.cumsum(0).to(torch.int32)
 
-    if hasattr(experts, "grouped_weights"):
-        gate_up, gate_up_bias, down, down_bias = experts.grouped_weights()
+    if hasattr(experts, "grouped_linears"):
+        gate_up, gate_up_bias, down, down_bias = experts.grouped_linears()
     else:
-        gate_up, gate_up_bias = experts.gate_up_proj, experts.gate_up_proj_bias
-        down, down_bias = experts.down_proj, experts.down_proj_bias
-    h = F.grouped_mm(x[token].to(gate_up.dtype), gate_up, offs=offsets) + gate_up_bias[expert]
+        gate_up_bias, down_bias = experts.gate_up_proj_bias, experts.down_proj_bias
+
+        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return F.grouped_mm(h, experts.gate_up_proj, offs=offs)
+
+        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return F.grouped_mm(h, experts.down_proj, offs=offs)
+
+    h = gate_up(x[token].to(gate_up_bias.dtype), offsets) + gate_up_bias[expert]
     h = swiglu(h, experts.alpha, experts.limit)
-    out = F.grouped_mm(h, down, offs=offsets) + down_bias[expert]
+    out = down(h, offsets) + down_bias[expert]
     out = out * weights.reshape(-1)[order].unsqueeze(1)
     return torch.zeros_like(x).index_add_(0, token, out.to(x.dtype))
 

@@ -1,0 +1,136 @@
+"""MXFP4-resident experts: gpt-oss experts stay packed on the GPU (about 4.25 bits a weight).
+
+`MxExperts` replaces a layer's `GptOssExperts`. Its weights are the published `*_blocks` and
+`*_scales` tensors (`[experts, out, in / 32, 16]` and `[experts, out, in / 32]`), kept as
+buffers; each use dequantizes one layer's experts to bf16 for the grouped GEMMs and drops
+them again. `GroupedMxLinear` saves only the packed tensors for backward and dequantizes again
+there, so backpropagating to the input (LoRA on the attention layers) never holds more than
+one layer of bf16 experts. The expert weights themselves are frozen (no LoRA on them here).
+
+`load_resident` builds a gpt-oss model from an MXFP4 folder without ever allocating the bf16
+experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxfp4` does.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from ..mxfp4 import E8M0_BIAS, FP4_VALUES
+from .forward import grouped_experts
+
+
+def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`[..., rows, cols/32, 16]` blocks and `[..., rows, cols/32]` scales to `[..., rows, cols]`.
+
+    One lookup per byte (a 256-entry table of value pairs) instead of one per nibble, then one
+    multiply by the power-of-two scale: the same values as `mxfp4.dequantize_mxfp4`."""
+    table = _pair_table(dtype, blocks.device)
+    values = table[blocks.to(torch.int32)]  # [..., cols/32, 16, 2]
+    scale = torch.exp2(scales.to(torch.float32) - E8M0_BIAS).to(dtype)
+    values = values.flatten(-2) * scale.unsqueeze(-1)
+    return values.flatten(-2)
+
+
+_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _pair_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (dtype, device)
+    if key not in _TABLES:
+        fp4 = torch.tensor(FP4_VALUES, dtype=torch.float32)
+        byte = torch.arange(256)
+        _TABLES[key] = torch.stack((fp4[byte & 0x0F], fp4[byte >> 4]), dim=-1).to(dtype).to(device)
+    return _TABLES[key]
+
+
+class GroupedMxLinear(torch.autograd.Function):
+    """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor
+    ) -> torch.Tensor:
+        weight = dequantize(blocks, scales, x.dtype)  # [E, out, in]
+        ctx.save_for_backward(offsets, blocks, scales)
+        return F.grouped_mm(x, weight.transpose(-1, -2), offs=offsets)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
+        offsets, blocks, scales = ctx.saved_tensors
+        weight = dequantize(blocks, scales, grad.dtype)
+        return F.grouped_mm(grad.contiguous(), weight, offs=offsets), None, None, None
+
+
+class MxExperts(nn.Module):
+    """Drop-in for `GptOssExperts` (same forward arguments) with packed weights."""
+
+    def __init__(self, config: Any, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__()
+        e, h, i = config.num_local_experts, config.hidden_size, config.intermediate_size
+        u8 = dict(dtype=torch.uint8, device=device)
+        self.register_buffer("gate_up_proj_blocks", torch.empty(e, 2 * i, h // 32, 16, **u8))
+        self.register_buffer("gate_up_proj_scales", torch.empty(e, 2 * i, h // 32, **u8))
+        self.register_buffer("down_proj_blocks", torch.empty(e, h, i // 32, 16, **u8))
+        self.register_buffer("down_proj_scales", torch.empty(e, h, i // 32, **u8))
+        self.gate_up_proj_bias = nn.Parameter(torch.empty(e, 2 * i, device=device, dtype=dtype), requires_grad=False)
+        self.down_proj_bias = nn.Parameter(torch.empty(e, h, device=device, dtype=dtype), requires_grad=False)
+        self.num_experts = e
+        self.alpha: float = config.swiglu_alpha
+        self.limit: float = config.swiglu_limit
+
+    def grouped_linears(self) -> tuple[Any, torch.Tensor, Any, torch.Tensor]:
+        """What `forward.grouped_experts` calls: two grouped linears (x, offsets) -> y, and biases."""
+
+        def gate_up(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales)
+
+        def down(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales)
+
+        return gate_up, self.gate_up_proj_bias, down, self.down_proj_bias
+
+    def forward(self, hidden: torch.Tensor, router_indices: torch.Tensor, routing_weights: torch.Tensor) -> torch.Tensor:
+        return grouped_experts(self, hidden, router_indices, routing_weights, self.num_experts)
+
+
+def load_resident(folder: Path, config: Any, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:
+    """A gpt-oss model from an MXFP4 folder with `MxExperts` in every layer."""
+    config = copy.deepcopy(config)
+    del config.quantization_config
+    with torch.device("meta"):
+        model: PreTrainedModel = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    decoder = model.get_decoder()
+    for layer in decoder.layers:
+        layer.mlp.experts = MxExperts(config, device, dtype)
+    model.to_empty(device=device)
+    # Non-persistent buffers (the rotary tables) are computed at init, not loaded: rebuild them.
+    decoder.rotary_emb = type(decoder.rotary_emb)(config=config).to(device)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+
+    targets = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    missing = {name for name in targets if "rotary_emb" not in name}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt", device=str(device)) as f:
+            for name in f.keys():
+                if name not in targets:
+                    raise KeyError(f"unexpected tensor {name}")
+                value = f.get_tensor(name)
+                if targets[name].shape != value.shape:
+                    raise ValueError(f"{name}: shape {tuple(value.shape)}, model wants {tuple(targets[name].shape)}")
+                with torch.no_grad():
+                    targets[name].copy_(value)
+                missing.discard(name)
+    if model.config.tie_word_embeddings:
+        missing.discard("lm_head.weight")
+    if missing:
+        raise KeyError(f"tensors missing from the folder: {sorted(missing)[:5]}")
+    return model.eval()

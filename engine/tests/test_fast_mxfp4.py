@@ -1,0 +1,42 @@
+"""MXFP4-resident experts against the plain load (experts dequantized once at load time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig
+
+from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.fast.mxfp4_experts import MxExperts, dequantize, load_resident
+from rl2048_engine.loading import load_model
+from rl2048_engine.mxfp4 import dequantize_mxfp4, quantize_mxfp4
+from rl2048_engine.params import LoadParams
+from rl2048_engine.sampling import SamplingSettings
+
+
+def test_dequantize_matches_the_reference() -> None:
+    blocks, scales = quantize_mxfp4(torch.randn(3, 64, 96) * torch.logspace(-3, 2, 96))
+    assert torch.equal(dequantize(blocks, scales, torch.float32), dequantize_mxfp4(blocks, scales, torch.float32))
+
+
+def test_resident_model_matches_the_dequantized_one(tiny_mxfp4_folder: Path) -> None:
+    plain = load_model(LoadParams(model=str(tiny_mxfp4_folder), dtype="float32", device="cpu")).causal_lm
+    config = AutoConfig.from_pretrained(tiny_mxfp4_folder)
+    resident = load_resident(tiny_mxfp4_folder, config, torch.device("cpu"), torch.float32)
+    assert all(isinstance(layer.mlp.experts, MxExperts) for layer in resident.get_decoder().layers)
+    assert not any("experts.gate_up_proj" == n.split(".", 4)[-1] for n, _ in resident.named_parameters())
+
+    ids = torch.randint(0, 2000, (2, 40), generator=torch.Generator().manual_seed(0))
+    embeds = [m.get_input_embeddings()(ids).detach().requires_grad_() for m in (plain, resident)]
+    outs = [m(inputs_embeds=e).logits for m, e in zip((plain, resident), embeds)]
+    assert torch.allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+    for out in outs:  # backward through the packed experts to the input
+        out.float().logsumexp(-1).sum().backward()
+    assert embeds[0].grad is not None and embeds[1].grad is not None
+    assert torch.allclose(embeds[1].grad, embeds[0].grad, rtol=1e-4, atol=1e-6)
+
+    settings = SamplingSettings(temperature=0.0)
+    rows = ids.tolist()
+    greedy = [FastGenerator(m).generate(rows, 1, 8, settings, [], torch.Generator()) for m in (plain, resident)]
+    assert [c.ids for c in greedy[1]] == [c.ids for c in greedy[0]]
