@@ -18,6 +18,8 @@ from pydantic import BaseModel
 
 from . import __version__
 from .errors import EngineError
+from .fast.generation import FastGenerator
+from .fast.training import train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
 from .optim import make_optimizer, make_scheduler
@@ -44,6 +46,7 @@ class Engine:
         self.trainer: Trainer | None = None
         self.generator: torch.Generator | None = None
         self.optimizer_name = ""
+        self.fast_generator: FastGenerator | None = None
         self.handlers: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
             "info": (NoParams, self.info),
             "load": (LoadParams, self.load),
@@ -80,6 +83,7 @@ class Engine:
 
     def load(self, p: LoadParams) -> dict[str, Any]:
         self.trainer = None  # free the previous model first
+        self.fast_generator = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -94,6 +98,11 @@ class Engine:
             scheduler = make_scheduler(optimizer, p.optim)
         self.trainer = Trainer(loaded, optimizer, scheduler, p.optim.max_grad_norm)
         self.generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
+        if p.fast:
+            try:
+                self.fast_generator = FastGenerator(loaded.causal_lm)
+            except ValueError as err:
+                raise EngineError("bad_request", f"fast: {err}") from err
         config = loaded.causal_lm.config
         return {
             "params_total": sum(t.numel() for t in loaded.model.parameters()),
@@ -116,6 +125,16 @@ class Engine:
         assert generator is not None
         if p.seed is not None:
             generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
+        if self.fast_generator is not None:
+            completions = self.fast_generator.generate(
+                p.prompts,
+                p.n,
+                p.max_new_tokens,
+                SamplingSettings(p.temperature, p.top_p, p.top_k, p.min_p),
+                loaded.stop_token_ids if p.stop_token_ids is None else p.stop_token_ids,
+                generator,
+            )
+            return {"completions": [asdict(c) for c in completions]}
         completions = generate(
             loaded.model,
             p.prompts,
@@ -142,7 +161,8 @@ class Engine:
 
     def train_step(self, p: TrainStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
-        return train_step(self.require(), p)
+        step = train_step_fused if self.fast_generator is not None else train_step
+        return step(self.require(), p)
 
     def sft_step(self, p: SftStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])

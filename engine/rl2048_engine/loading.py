@@ -80,7 +80,10 @@ def load_model(params: LoadParams) -> LoadedModel:
         raise EngineError("model_folder", f"{folder}: invalid config.json: {err}") from err
     mxfp4 = _quant_method(config) == "mxfp4"
     try:
-        causal_lm = _load_mxfp4(folder, config, device, dtype) if mxfp4 else _load_plain(folder, device, dtype)
+        if params.experts == "mxfp4":
+            causal_lm = _load_resident(folder, config, device, dtype, mxfp4)
+        else:
+            causal_lm = _load_mxfp4(folder, config, device, dtype) if mxfp4 else _load_plain(folder, device, dtype)
     except (OSError, ValueError, KeyError) as err:
         raise EngineError("model_folder", f"{folder}: cannot load the weights: {err}") from err
 
@@ -140,6 +143,15 @@ def _quant_method(config: object) -> str | None:
     if quant is None:
         return None
     return quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
+
+
+def _load_resident(folder: Path, config: object, device: torch.device, dtype: torch.dtype, mxfp4: bool) -> PreTrainedModel:
+    """Experts kept packed on the device (fast/mxfp4_experts.py); only for MXFP4 gpt-oss folders."""
+    from .fast.mxfp4_experts import load_resident
+
+    if not mxfp4:
+        raise EngineError("bad_request", f"experts mxfp4 needs a folder with MXFP4 experts; {folder} has none")
+    return load_resident(folder, config, device, dtype)
 
 
 def _load_plain(folder: Path, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:

@@ -47,6 +47,10 @@ class LoadParams(Strict):
     offload_embeddings: bool = False
     cpu_threads: int | None = Field(default=None, ge=1)
     optim: OptimParams = Field(default_factory=OptimParams)
+    fast: bool = False
+    """gpt-oss only: CUDA-graph generation and the fused GRPO step (fast/, engine/README.md)."""
+    experts: Literal["bf16", "mxfp4"] = "bf16"
+    """mxfp4: keep an MXFP4 folder's experts packed on the device (fast/mxfp4_experts.py)."""
 
     @model_validator(mode="after")
     def _one_way_to_train(self) -> LoadParams:

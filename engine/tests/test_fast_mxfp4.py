@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoConfig
 
@@ -40,3 +41,23 @@ def test_resident_model_matches_the_dequantized_one(tiny_mxfp4_folder: Path) -> 
     rows = ids.tolist()
     greedy = [FastGenerator(m).generate(rows, 1, 8, settings, [], torch.Generator()) for m in (plain, resident)]
     assert [c.ids for c in greedy[1]] == [c.ids for c in greedy[0]]
+
+
+def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder: Path) -> None:
+    from helpers import ATTENTION_LORA, PROMPTS, make_call
+
+    from rl2048_engine.engine import Engine
+
+    engine = Engine()
+    call = make_call(engine)
+    load = dict(model=str(tiny_mxfp4_folder), dtype="float32", device="cpu", lora=ATTENTION_LORA)
+    call("load", **load, fast=True, experts="mxfp4")
+    assert engine.fast_generator is not None
+    fast = call("generate", prompts=PROMPTS, n=2, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    items = [{"prompt": PROMPTS[c["prompt_index"]], "completion": c["ids"], "advantage": 1.0} for c in fast["completions"]]
+    assert call("train_step", items=items, gradient_accumulation_steps=2)["step"] == 1
+    call("load", **load)
+    plain = call("generate", prompts=PROMPTS, n=2, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    assert [c["ids"] for c in fast["completions"]] == [c["ids"] for c in plain["completions"]]
+    with pytest.raises(AssertionError, match="needs a folder with MXFP4 experts"):
+        call("load", **{**load, "model": str(tiny_folder)}, experts="mxfp4")
