@@ -10,7 +10,10 @@ Steps, each timed, with the GPU's peak allocated memory during the step:
    so every completion runs the full 200), twice (the first includes warm-up);
 4. `train_step`: GRPO (bnpo, epsilon 0.2/0.28, delta 1.5, gradient accumulation 4) on those 8
    completions, twice;
-5. the same load with LoRA also on the experts (`target_parameters`), one generate + train_step.
+5. the same load with LoRA also on the experts (`target_parameters`), one generate + train_step;
+6. the attention-LoRA load in float32, to tell bf16 rounding from bugs in the logprob check.
+After the first generate of each load: the same seed again (identical?), and `logprobs` of the
+completions against their sampling logprobs.
 Calls go through the engine's own request handler, as the JSON-lines server runs them.
 Writes RESULTS.md and results.json into --out (default: beside this file).
 """
@@ -79,10 +82,12 @@ class Recorder:
             f"- torch {self.meta['torch']}, transformers {self.meta['transformers']}, peft {self.meta['peft']},"
             f" Python {self.meta['python']}",
             "- Model: `init_model --preset 20b --mxfp4` (gpt-oss-20b shape, random weights), loaded in bf16"
-            " with the experts dequantized from MXFP4; embeddings offloaded to CPU; gradient checkpointing.",
+            " (float32 where the label says) with the experts dequantized from MXFP4; embeddings offloaded"
+            " to CPU; gradient checkpointing.",
             f"- generate: {PROMPTS} prompts x {N} completions, {PROMPT_LEN} prompt tokens, {NEW_TOKENS} new tokens"
             " each (no stop ids); train_step: GRPO bnpo on those 8, gradient accumulation 4, beta 0"
             " (the reference forward for the reported kl still runs).",
+            "- Run: `PYTHONPATH=engine python3 bench/engine/issue4_smoke.py` (peft 0.21.2 and pydantic carried as wheels).",
             "- peak: the most GPU memory PyTorch had allocated during the phase; allocated: after it.",
             "",
             "| phase | seconds | peak GiB | allocated GiB | reserved GiB | note |",
@@ -117,12 +122,34 @@ def device_info() -> dict[str, Any]:
     }
 
 
+def check_consistency(rec: Recorder, call: Any, prompts: list[list[int]], comps: list[dict], label: str) -> None:
+    """Same seed, same completions; `logprobs` of them against their sampling logprobs."""
+    again = rec.phase(
+        f"generate again, same seed ({label})",
+        lambda: call("generate", prompts=prompts, n=N, max_new_tokens=NEW_TOKENS, stop_token_ids=[], seed=0),
+    )
+    if "error" not in again:
+        same = [c["ids"] for c in again["result"]["completions"]] == [c["ids"] for c in comps]
+        rec.rows[-1]["note"] = f"identical completions: {same}"
+    items = [{"prompt": prompts[c["prompt_index"]], "completion": c["ids"]} for c in comps]
+    scored = rec.phase(f"logprobs 8x200, policy + reference ({label})", lambda: call("logprobs", items=items, reference=True))
+    if "error" not in scored:
+        diffs = [
+            abs(a - b) for c, row in zip(comps, scored["result"]["policy"]) for a, b in zip(c["logprobs"], row)
+        ]
+        rec.rows[-1]["note"] = (
+            f"sampling vs recomputed logprob, abs diff: mean {sum(diffs) / len(diffs):.2e},"
+            f" max {max(diffs):.2e}, share over 0.1: {sum(d > 0.1 for d in diffs) / len(diffs):.1%}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", type=Path, default=Path("/tmp/issue4"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument("--preset", default="20b", help="init_model preset (tiny: a CPU dry run)")
     parser.add_argument("--skip-experts", action="store_true")
+    parser.add_argument("--skip-float32", action="store_true", help="skip the float32 run (bf16 mismatch baseline)")
     args = parser.parse_args()
     rec = Recorder(args.out)
     folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
@@ -142,13 +169,13 @@ def main() -> int:
     optim = {"lr": 5e-5, "weight_decay": 0.001, "schedule": "linear", "warmup_steps": 0, "total_steps": 1000}
     loss = {"type": "bnpo", "epsilon": 0.2, "epsilon_high": 0.28, "delta": 1.5, "beta": 0.0}
 
-    def run(label: str, lora: dict[str, Any], rounds: int) -> None:
+    def run(label: str, lora: dict[str, Any], rounds: int, dtype: str = "bfloat16") -> None:
         load = rec.phase(
             f"load ({label})",
             lambda: call(
                 "load",
                 model=str(folder),
-                dtype="bfloat16",
+                dtype=dtype,
                 seed=0,
                 lora=lora,
                 gradient_checkpointing=True,
@@ -173,6 +200,8 @@ def main() -> int:
             comps = gen["result"]["completions"]
             tokens = sum(len(c["ids"]) for c in comps)
             rec.rows[-1]["note"] = f"{tokens} tokens, {tokens / rec.rows[-1]['seconds']:.0f} tokens/s"
+            if i == 0:
+                check_consistency(rec, call, prompts, comps, label)
             items = [
                 {
                     "prompt": prompts[c["prompt_index"]],
@@ -197,6 +226,8 @@ def main() -> int:
     run("LoRA r4 attention", LORA_ATTENTION, rounds=2)
     if not args.skip_experts:
         run("LoRA r4 attention + experts", LORA_EXPERTS, rounds=1)
+    if not args.skip_float32:
+        run("float32, LoRA r4 attention", LORA_ATTENTION, rounds=1, dtype="float32")
     rec.write()
     return 0
 

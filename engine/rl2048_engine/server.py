@@ -1,7 +1,8 @@
 """The JSON-lines loop: one request per stdin line, one response per stdout line.
 
-stdout carries protocol lines only: at start the real stdout is kept for replies and
-`sys.stdout` is pointed at stderr, so stray prints and warnings can never corrupt the stream.
+stdout carries protocol lines only: at start the real stdout is duplicated for replies and
+file descriptor 1 and `sys.stdout` are pointed at stderr, so stray prints, warnings and native
+libraries' output can never corrupt the stream.
 Every exception becomes an `{error: {kind, message}}` reply; `shutdown` or EOF exits 0.
 """
 
@@ -23,7 +24,8 @@ from .errors import EngineError
 
 
 def main() -> int:
-    replies = sys.stdout
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the protocol's own copy of stdout
+    os.dup2(2, 1)  # anything else written to stdout, native libraries included, goes to stderr
     sys.stdout = sys.stderr
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     warnings.simplefilter("default")

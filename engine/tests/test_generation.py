@@ -55,9 +55,14 @@ def test_a_stop_token_ends_the_completion_and_is_kept(call: Call) -> None:
 
 
 def test_left_padding_does_not_change_greedy_completions(call: Call) -> None:
-    alone = call("generate", prompts=[PROMPTS[1]], max_new_tokens=6, temperature=0.0, stop_token_ids=[])
-    batched = call("generate", prompts=PROMPTS, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
-    assert batched["completions"][1]["ids"] == alone["completions"][0]["ids"]
+    long_prompt = [(7 * i) % 1900 + 1 for i in range(140)]  # past the 128-token sliding window
+    greedy = {"max_new_tokens": 6, "temperature": 0.0, "stop_token_ids": []}
+    alone = call("generate", prompts=[PROMPTS[1]], **greedy)["completions"][0]
+    long_alone = call("generate", prompts=[long_prompt], **greedy)["completions"][0]
+    batched = call("generate", prompts=[long_prompt, PROMPTS[1]], **greedy)["completions"]
+    assert batched[1]["ids"] == alone["ids"]
+    assert batched[0]["ids"] == long_alone["ids"]
+    assert batched[1]["logprobs"] == pytest.approx(alone["logprobs"], abs=1e-4)
 
 
 def test_filters_keep_the_expected_tokens() -> None:
