@@ -49,8 +49,10 @@ def generate(
 ) -> list[Completion]:
     rows = [p for p in prompts for _ in range(n)]
     pad_id = stop_token_ids[0] if stop_token_ids else 0
-    ids, mask = left_pad(rows, pad_id, device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids, prompt_mask = left_pad(rows, pad_id, device)
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    width = ids.shape[1]
+    full_mask = torch.cat([prompt_mask, prompt_mask.new_ones((len(rows), max_new_tokens))], dim=-1)
     stops = torch.tensor(stop_token_ids or [-1], device=device)
 
     batch = len(rows)
@@ -65,7 +67,7 @@ def generate(
     for step in range(max_new_tokens):
         out = model(
             input_ids=step_ids,
-            attention_mask=mask,
+            attention_mask=full_mask[:, : width + step],
             position_ids=step_positions,
             past_key_values=cache,
             use_cache=True,
@@ -82,7 +84,6 @@ def generate(
             break
         step_ids = next_ids.unsqueeze(-1)
         step_positions = step_positions[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=device)], dim=-1)
 
     ids_list = out_ids.tolist()
     lp_list = out_logprobs.tolist()
