@@ -5,7 +5,14 @@
 import { Command, Option } from "commander";
 import { readTrainerState } from "../train/checkpoints.ts";
 import { parseConfig } from "../train/config.ts";
-import { describeFailure, modelFolder, startEngine, writeExport } from "../train/session.ts";
+import { ModelFolderError } from "../train/modelFolder.ts";
+import {
+  describeFailure,
+  modelFolder,
+  startEngine,
+  TrainError,
+  writeExport,
+} from "../train/session.ts";
 import { UserError } from "./userError.ts";
 
 interface ExportFlags {
@@ -31,6 +38,8 @@ async function runExport(checkpoint: string, flags: ExportFlags): Promise<void> 
     const out = await writeExport(engine, flags.format, flags.out);
     console.log(`exported ${flags.format}: ${out}`);
   } catch (err) {
+    if (err instanceof ModelFolderError || err instanceof TrainError)
+      throw new UserError(err.message);
     const line = describeFailure(err);
     if (line === null) throw err;
     console.error(`rl2048 export: ${line}`);

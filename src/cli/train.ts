@@ -6,7 +6,8 @@
 import { Command, Option } from "commander";
 import { resolveResume, readTrainerState } from "../train/checkpoints.ts";
 import { ConfigError, resolveConfig, type ConfigInput } from "../train/config.ts";
-import { describeFailure, runTraining } from "../train/session.ts";
+import { ModelFolderError } from "../train/modelFolder.ts";
+import { describeFailure, runTraining, TrainError } from "../train/session.ts";
 import { UserError } from "./userError.ts";
 
 interface TrainFlags {
@@ -57,6 +58,8 @@ async function train(flags: TrainFlags): Promise<void> {
     const reason = await runTraining(config, resume);
     if (reason === "interrupted") process.exitCode = 130;
   } catch (err) {
+    if (err instanceof ModelFolderError || err instanceof TrainError)
+      throw new UserError(err.message);
     const line = describeFailure(err);
     if (line === null) throw err;
     console.error(`rl2048 train: ${line}`);

@@ -36,6 +36,8 @@ const modelSchema = z.strictObject({
   max_seq_length: positiveInt.default(768),
   offload_embeddings: z.boolean().default(false),
   gradient_checkpointing: z.boolean().default(false),
+  /** torch threads in the engine; null leaves torch's default (1 is fastest for tiny models). */
+  cpu_threads: positiveInt.nullable().default(null),
   lora: loraSchema.prefault({}),
 });
 

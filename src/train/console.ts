@@ -80,6 +80,7 @@ export class TrainConsole {
   }
 
   stop(): void {
+    this.multibar?.update(); // flushes lines logged since the last redraw
     this.multibar?.stop();
     this.multibar = null;
     this.bar = null;

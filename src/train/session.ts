@@ -53,6 +53,7 @@ export function loadParams(config: TrainConfig, modelDir: string): LoadParams {
     lora: { ...model.lora },
     gradient_checkpointing: model.gradient_checkpointing,
     offload_embeddings: model.offload_embeddings,
+    ...(model.cpu_threads ? { cpu_threads: model.cpu_threads } : {}),
     optim: {
       lr: training.learning_rate,
       weight_decay: training.weight_decay,
