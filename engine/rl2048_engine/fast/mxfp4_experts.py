@@ -83,7 +83,7 @@ class MxExperts(nn.Module):
         self.gate_up_proj_bias = nn.Parameter(torch.empty(e, 2 * i, device=device, dtype=dtype), requires_grad=False)
         self.down_proj_bias = nn.Parameter(torch.empty(e, h, device=device, dtype=dtype), requires_grad=False)
         self.num_experts = e
-        self.alpha: float = config.swiglu_alpha
+        self.alpha: float = getattr(config, "swiglu_alpha", 1.702)  # a constant in transformers 5.17
         self.limit: float = config.swiglu_limit
 
     def grouped_linears(self) -> tuple[Any, torch.Tensor, Any, torch.Tensor]:
