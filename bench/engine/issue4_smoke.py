@@ -79,15 +79,21 @@ class Recorder:
             f"Written by `bench/engine/issue4_smoke.py` on {self.meta['date']}.",
             "",
             f"- GPU: {self.meta['gpu']} ({self.meta['gpu_memory_gib']} GiB); CPU: {self.meta['cpu']}",
-            f"- torch {self.meta['torch']}, transformers {self.meta['transformers']}, peft {self.meta['peft']},"
-            f" Python {self.meta['python']}",
-            "- Model: `init_model --preset 20b --mxfp4` (gpt-oss-20b shape, random weights), loaded in bf16"
-            " (float32 where the label says) with the experts dequantized from MXFP4; embeddings offloaded"
-            " to CPU; gradient checkpointing.",
-            f"- generate: {PROMPTS} prompts x {N} completions, {PROMPT_LEN} prompt tokens, {NEW_TOKENS} new tokens"
-            " each (no stop ids); train_step: GRPO bnpo on those 8, gradient accumulation 4, beta 0"
-            " (the reference forward for the reported kl still runs).",
-            "- Run: `PYTHONPATH=engine python3 bench/engine/issue4_smoke.py` (peft 0.21.2 and pydantic carried as wheels).",
+            (
+                f"- torch {self.meta['torch']}, transformers {self.meta['transformers']}, peft {self.meta['peft']},"
+                f" Python {self.meta['python']}"
+            ),
+            (
+                "- Model: `init_model --preset 20b --mxfp4` (gpt-oss-20b shape, random weights), loaded in bf16"
+                " (float32 where the label says) with the experts dequantized from MXFP4; embeddings offloaded"
+                " to CPU; gradient checkpointing."
+            ),
+            (
+                f"- generate: {PROMPTS} prompts x {N} completions, {PROMPT_LEN} prompt tokens, {NEW_TOKENS} new"
+                " tokens each (no stop ids); train_step: GRPO bnpo on those 8, gradient accumulation 4, beta 0"
+                " (the reference forward for the reported kl still runs)."
+            ),
+            "- Run: `PYTHONPATH=engine python3 bench/engine/issue4_smoke.py` (peft 0.21.2, pydantic carried as wheels).",
             "- peak: the most GPU memory PyTorch had allocated during the phase; allocated: after it.",
             "",
             "| phase | seconds | peak GiB | allocated GiB | reserved GiB | note |",
@@ -132,11 +138,11 @@ def check_consistency(rec: Recorder, call: Any, prompts: list[list[int]], comps:
         same = [c["ids"] for c in again["result"]["completions"]] == [c["ids"] for c in comps]
         rec.rows[-1]["note"] = f"identical completions: {same}"
     items = [{"prompt": prompts[c["prompt_index"]], "completion": c["ids"]} for c in comps]
-    scored = rec.phase(f"logprobs 8x200, policy + reference ({label})", lambda: call("logprobs", items=items, reference=True))
+    scored = rec.phase(
+        f"logprobs 8x200, policy + reference ({label})", lambda: call("logprobs", items=items, reference=True)
+    )
     if "error" not in scored:
-        diffs = [
-            abs(a - b) for c, row in zip(comps, scored["result"]["policy"]) for a, b in zip(c["logprobs"], row)
-        ]
+        diffs = [abs(a - b) for c, row in zip(comps, scored["result"]["policy"]) for a, b in zip(c["logprobs"], row)]
         rec.rows[-1]["note"] = (
             f"sampling vs recomputed logprob, abs diff: mean {sum(diffs) / len(diffs):.2e},"
             f" max {max(diffs):.2e}, share over 0.1: {sum(d > 0.1 for d in diffs) / len(diffs):.1%}"
@@ -193,7 +199,9 @@ def main() -> int:
         for i in range(rounds):
             gen = rec.phase(
                 f"generate 8x200 #{i + 1} ({label})",
-                lambda: call("generate", prompts=prompts, n=N, max_new_tokens=NEW_TOKENS, stop_token_ids=[], seed=i),
+                lambda seed=i: call(  # type: ignore[misc]
+                    "generate", prompts=prompts, n=N, max_new_tokens=NEW_TOKENS, stop_token_ids=[], seed=seed
+                ),
             )
             if "error" in gen:
                 return
@@ -214,7 +222,9 @@ def main() -> int:
             ]
             step = rec.phase(
                 f"train_step #{i + 1} ({label})",
-                lambda: call("train_step", items=items, loss=loss, gradient_accumulation_steps=4),
+                lambda items=items: call(  # type: ignore[misc]
+                    "train_step", items=items, loss=loss, gradient_accumulation_steps=4
+                ),
             )
             if "error" not in step:
                 r = step["result"]

@@ -22,6 +22,7 @@ from .fast.generation import FastGenerator
 from .fast.training import train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
+from .logprobs import make_batch, token_logprobs
 from .optim import make_optimizer, make_scheduler
 from .params import (
     GenerateParams,
@@ -33,7 +34,6 @@ from .params import (
     SftStepParams,
     TrainStepParams,
 )
-from .logprobs import make_batch, token_logprobs
 from .sampling import SamplingSettings
 from .saving import load_state, save
 from .training import Trainer, reference_logprobs, sft_step, train_step

@@ -19,7 +19,7 @@ def eight_bit_available(device: torch.device) -> bool:
 
 def make_optimizer(params: list[nn.Parameter], cfg: OptimParams, device: torch.device) -> tuple[Optimizer, str]:
     """AdamW over `params`; returns it and its name ("adamw_8bit" or "adamw")."""
-    kwargs = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    kwargs = {"lr": cfg.lr, "betas": cfg.betas, "eps": cfg.eps, "weight_decay": cfg.weight_decay}
     if cfg.eight_bit and eight_bit_available(device):
         import bitsandbytes as bnb  # type: ignore[import-not-found]
 

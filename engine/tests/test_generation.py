@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
 
 from rl2048_engine.engine import Engine
 from rl2048_engine.sampling import SamplingSettings, _filter
-
-from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_left_padding_does_not_change_greedy_completions(call: Call) -> None:
 
 def test_filters_keep_the_expected_tokens() -> None:
     logprobs = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    kept = lambda **kw: torch.isfinite(_filter(logprobs, SamplingSettings(**kw)))[0].tolist()  # noqa: E731
+    kept = lambda **kw: torch.isfinite(_filter(logprobs, SamplingSettings(**kw)))[0].tolist()
     assert kept(top_k=2) == [True, True, False, False]
     assert kept(top_p=0.7) == [True, True, False, False]  # 0.5 < 0.7, 0.8 reaches it
     assert kept(top_p=0.5) == [True, False, False, False]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from helpers import ATTENTION_LORA, EXPERT_LORA, PROMPTS, Call, make_call
 from peft import PeftModel
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
-from helpers import ATTENTION_LORA, EXPERT_LORA, PROMPTS, Call, make_call
 from rl2048_engine.engine import Engine
 from rl2048_engine.loading import load_model
 from rl2048_engine.mxfp4 import expert_param_to_mxfp4, mxfp4_to_expert_param
@@ -110,7 +110,9 @@ def test_mxfp4_export_after_expert_lora_packs_the_merged_experts(tiny_mxfp4_fold
     reloaded = load_model(LoadParams(model=str(tmp_path / "mx"), device="cpu")).causal_lm.state_dict()
     name = "model.layers.0.mlp.experts.down_proj"
     assert torch.equal(reloaded[name], mxfp4_to_expert_param(*expert_param_to_mxfp4(merged[name])))
-    assert torch.equal(reloaded["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(
+        reloaded["model.layers.0.self_attn.q_proj.weight"], merged["model.layers.0.self_attn.q_proj.weight"]
+    )
     base = load_model(LoadParams(model=str(tiny_mxfp4_folder), device="cpu")).causal_lm.state_dict()
     assert not torch.equal(reloaded[name], base[name])  # the expert LoRA made it into the export
 
@@ -119,7 +121,7 @@ def _tensor_layout(folder: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype
     layout = {}
     for file in folder.glob("*.safetensors"):
         with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
                 tensor = f.get_tensor(key)
                 layout[key] = (tuple(tensor.shape), tensor.dtype)
     return layout

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
+
 from rl2048_engine.engine import Engine
 
 OPTIM = {"lr": 1e-2, "schedule": "constant", "max_grad_norm": None}
