@@ -10,6 +10,8 @@ const fmt = (value: number | undefined, digits = 3) =>
   value === undefined || !Number.isFinite(value) ? "-" : value.toFixed(digits);
 
 export interface SampleView {
+  /** The header; default "step N: a sampled completion". */
+  title?: string;
   step: number;
   code: string | null;
   /** Why extraction failed, when it did. */
@@ -71,7 +73,8 @@ export class TrainConsole {
   }
 
   sample(view: SampleView): void {
-    const head = `── step ${view.step}: a sampled completion, outcome ${view.outcome ?? "none"}, reward ${fmt(view.reward, 2)} ──`;
+    const title = view.title ?? `step ${view.step}: a sampled completion`;
+    const head = `── ${title}, outcome ${view.outcome ?? "none"}, reward ${fmt(view.reward, 2)} ──`;
     const body = view.code ?? `(no strategy: ${view.reason ?? "extraction failed"})`;
     const board = view.board
       ? "\n" + renderBoard(view.board, view.target, { colors: this.tty })

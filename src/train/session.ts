@@ -114,17 +114,30 @@ export function sandboxScorer(pool: SandboxPool, config: TrainConfig): Scorer<St
   };
 }
 
-/** Writes an export through a temporary folder next to `out`, renamed when complete. */
-export async function writeExport(engine: EngineClient, format: SaveFormat, out: string) {
+/**
+ * Writes an export through a temporary folder next to `out`, renamed when complete. An existing
+ * `out` is an error, or with `replace` (a run's own exports) swapped out once the new one is whole.
+ */
+export async function writeExport(
+  engine: EngineClient,
+  format: SaveFormat,
+  out: string,
+  replace = false,
+) {
   const path = resolve(out);
-  if (existsSync(path)) throw new TrainError(`${out} already exists; choose another --out`);
+  if (existsSync(path) && !replace) {
+    throw new TrainError(`${out} already exists; choose another --out`);
+  }
   const temp = `${path}.tmp-${process.pid}`;
+  const old = `${path}.old-${process.pid}`;
   rmSync(temp, { recursive: true, force: true });
   try {
     await engine.save({ path: temp, format });
+    if (existsSync(path)) renameSync(path, old);
     renameSync(temp, path);
   } finally {
     rmSync(temp, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
   }
   return path;
 }
@@ -144,6 +157,11 @@ export function describeFailure(err: unknown): string | null {
 export async function runTraining(config: TrainConfig, resume?: Resume): Promise<StopReason> {
   const runName = resume?.state.run_name ?? config.output.run_name ?? defaultRunName();
   const runDir = resolve(config.output.output_dir, runName);
+  if (resume && resume.state.step >= config.training.max_steps) {
+    throw new TrainError(
+      `${runName} is already at step ${resume.state.step} of ${config.training.max_steps}: give more --steps to go on`,
+    );
+  }
   if (!resume && listCheckpoints(runDir).length > 0) {
     throw new TrainError(
       `${runDir} already has checkpoints: add --resume, or pick another --run-name`,
@@ -211,7 +229,7 @@ export async function runTraining(config: TrainConfig, resume?: Resume): Promise
     const reason = await trainer.run();
     if (reason === "finished") {
       for (const format of config.output.export_formats) {
-        const out = await writeExport(engine, format, join(runDir, `export-${format}`));
+        const out = await writeExport(engine, format, join(runDir, `export-${format}`), true);
         ui.log(`exported ${format}: ${out}`);
       }
       if (config.output.final_test_games > 0) await finalTest(parts, config, prompt, runDir, ui);
@@ -245,6 +263,7 @@ async function finalTest(
   const c = groups[0]![0]!;
   const wins = c.report.games.filter((g) => g.outcome === "success").length;
   ui.sample({
+    title: "final test: the trained model's strategy",
     step: config.training.max_steps,
     code: c.extraction.ok ? c.extraction.code : null,
     ...(c.extraction.ok ? {} : { reason: c.extraction.reason }),
@@ -253,7 +272,11 @@ async function finalTest(
     ...(c.report.games[0] ? { board: c.report.games[0].board } : {}),
     target: config.game.target,
   });
-  ui.log(`final test: ${wins}/${c.report.games.length} games won`);
+  ui.log(
+    c.extraction.ok
+      ? `final test: ${wins}/${c.report.games.length} games won`
+      : `final test: the model wrote no strategy (${c.extraction.reason})`,
+  );
   const result = {
     text: c.text,
     code: c.extraction.ok ? c.extraction.code : null,

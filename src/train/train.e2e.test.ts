@@ -219,6 +219,25 @@ describe("rl2048 train, end to end on the CPU", () => {
     expect(existsSync(join(run, "export-lora", "adapter_model.safetensors"))).toBe(true);
     expect(JSON.parse(readFileSync(join(run, "final_test.json"), "utf8"))).toHaveProperty("games");
     expect(r.stdout).toMatch(/a sampled completion/);
+    expect(r.stdout).toMatch(/final test: /);
+
+    // rl2048 export writes the same adapter from the checkpoint, and never over a folder.
+    const exported = join(work, "exported-lora");
+    const exportRun = (out: string) =>
+      new Promise<number | null>((resolve) =>
+        spawn(
+          process.execPath,
+          [CLI, "export", join(run, "checkpoint-4"), "--format=lora", `--out=${out}`],
+          {
+            stdio: "ignore",
+          },
+        ).on("close", resolve),
+      );
+    expect(await exportRun(exported)).toBe(0);
+    expect(readFileSync(join(exported, "adapter_model.safetensors"))).toEqual(
+      readFileSync(join(run, "export-lora", "adapter_model.safetensors")),
+    );
+    expect(await exportRun(exported)).toBe(2);
   }, 600_000);
 
   it("kill -9, then Ctrl-C, each followed by --resume, give the uninterrupted run's metrics", async () => {
@@ -233,20 +252,22 @@ describe("rl2048 train, end to end on the CPU", () => {
     await first.done;
     expect(existsSync(join(run, "checkpoint-4"))).toBe(false);
 
-    // Resume, then Ctrl-C once step 3 is logged: it saves a checkpoint and exits 130.
+    // Resume, then Ctrl-C once step 2 is logged: the step under way ends, a checkpoint is
+    // saved (step 2 or 3, whichever was running) and it exits 130.
     const second = start([...args, "--resume"]);
     await waitFor(
       () =>
         existsSync(join(run, "metrics.jsonl")) &&
-        lines(join(run, "metrics.jsonl")).some((m) => m.step === 3),
-      "step 3",
+        lines(join(run, "metrics.jsonl")).some((m) => m.step === 2),
+      "step 2",
     );
     second.child.kill("SIGINT");
     const interrupted = await second.done;
     expect(interrupted.code).toBe(130);
-    expect(interrupted.stdout).toMatch(/resumed from .*checkpoint-/);
+    expect(interrupted.stdout).toMatch(/resumed from .*checkpoint-1 \(step 1\)/);
+    expect(interrupted.stdout).toMatch(/Ctrl-C: finishing this step/);
     const saved = readdirSync(run).filter((n) => n.startsWith("checkpoint-"));
-    expect(saved).toContain("checkpoint-3");
+    expect(saved).toContain("checkpoint-2");
     expect(saved).not.toContain("checkpoint-4");
 
     const third = await train([`--output-dir=${out}`, "--resume=latest", "--run-name=resumed"]);
