@@ -4,7 +4,7 @@
  */
 import { Command, Option } from "commander";
 import { readTrainerState } from "../train/checkpoints.ts";
-import { parseConfig } from "../train/config.ts";
+import { ConfigError, parseConfig } from "../train/config.ts";
 import { ModelFolderError } from "../train/modelFolder.ts";
 import {
   describeFailure,
@@ -38,10 +38,10 @@ async function runExport(checkpoint: string, flags: ExportFlags): Promise<void> 
     const out = await writeExport(engine, flags.format, flags.out);
     console.log(`exported ${flags.format}: ${out}`);
   } catch (err) {
-    if (err instanceof ModelFolderError || err instanceof TrainError)
+    if (err instanceof ModelFolderError || err instanceof TrainError || err instanceof ConfigError)
       throw new UserError(err.message);
+    if (process.env.RL2048_DEBUG) console.error(err);
     const line = describeFailure(err);
-    if (line === null) throw err;
     console.error(`rl2048 export: ${line}`);
     process.exitCode = 1;
   } finally {

@@ -58,10 +58,10 @@ async function train(flags: TrainFlags): Promise<void> {
     const reason = await runTraining(config, resume);
     if (reason === "interrupted") process.exitCode = 130;
   } catch (err) {
-    if (err instanceof ModelFolderError || err instanceof TrainError)
+    if (err instanceof ModelFolderError || err instanceof TrainError || err instanceof ConfigError)
       throw new UserError(err.message);
+    if (process.env.RL2048_DEBUG) console.error(err);
     const line = describeFailure(err);
-    if (line === null) throw err;
     console.error(`rl2048 train: ${line}`);
     process.exit(1);
   }

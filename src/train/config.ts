@@ -79,6 +79,11 @@ const generationSchema = z.strictObject({
 
 const trainingSchema = z.strictObject({
   max_steps: positiveInt.default(1000),
+  /**
+   * Prompts per micro-batch. A step samples per_device_train_batch_size x
+   * gradient_accumulation_steps prompts, num_generations completions each, and takes one
+   * optimizer step over them (the seed: 1 x 4 prompts, 8 completions).
+   */
   per_device_train_batch_size: positiveInt.default(1),
   gradient_accumulation_steps: positiveInt.default(4),
   learning_rate: z.number().min(0).default(5e-5),

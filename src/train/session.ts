@@ -142,16 +142,16 @@ export async function writeExport(
   return path;
 }
 
-/** Turns the errors a run can meet into one line. */
-export function describeFailure(err: unknown): string | null {
+/** The one line a failed run prints (RL2048_DEBUG=1 prints the whole error too). */
+export function describeFailure(err: unknown): string {
   if (err instanceof EngineError) {
     const first = err.message.split("\n")[0];
     return err.kind === "engine_died"
       ? `the engine stopped: ${first}`
       : `engine ${err.kind}: ${first}`;
   }
-  if (err instanceof ModelFolderError || err instanceof TrainError) return err.message;
-  return null;
+  if (err instanceof Error) return err.message.split("\n")[0] || err.name;
+  return String(err);
 }
 
 export async function runTraining(config: TrainConfig, resume?: Resume): Promise<StopReason> {
