@@ -51,7 +51,7 @@ async function train(flags: TrainFlags): Promise<void> {
       resume = { checkpoint: ref.path, state };
     }
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof Error) throw new UserError(err.message);
+    if (err instanceof Error) throw new UserError(err.message);
     throw err;
   }
   try {
