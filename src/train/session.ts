@@ -170,6 +170,12 @@ export async function runTraining(config: TrainConfig, resume?: Resume): Promise
   const modelDir = await modelFolder(config);
   const tokenizer = await ModelTokenizer.fromFolder(modelDir);
   const prompt = await promptIds(config, modelDir, tokenizer);
+  const length = prompt.length + config.generation.max_completion_length;
+  if (length > config.model.max_seq_length) {
+    throw new TrainError(
+      `the prompt (${prompt.length} tokens) plus generation.max_completion_length (${config.generation.max_completion_length}) exceed model.max_seq_length (${config.model.max_seq_length})`,
+    );
+  }
   const rewards = rewardFunctions(config);
 
   mkdirSync(runDir, { recursive: true });
