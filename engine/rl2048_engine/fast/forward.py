@@ -11,7 +11,10 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   ends are masked out.
 - Experts: the (token, expert) pairs are sorted by expert and run through two grouped GEMMs
   (`torch.nn.functional.grouped_mm`), which read only the experts some token was routed to.
-  An experts module may bring its own `grouped_linears()` (MXFP4-resident experts do).
+  An experts module may bring its own `grouped_linears()` (MXFP4-resident experts do). On CUDA,
+  decode-shaped batches (a few rows per expert) without autograd use the Triton kernel of
+  `moe_kernels.py` instead, which reads each routed expert once; `set_kernels(False)` turns the
+  Triton kernels off everywhere (the benchmark does so if they fail their check).
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ from torch import nn
 from transformers import PreTrainedModel
 
 NEG_INF = float("-inf")
+DECODE_PAIRS_PER_EXPERT = 4
+"""Up to this many (token, expert) pairs per expert on average, dense experts use the kernel."""
+
+_KERNELS = {"enabled": True}
+
+
+def set_kernels(enabled: bool) -> None:
+    """Use (or stop using) the Triton kernels of `moe_kernels.py` on CUDA."""
+    _KERNELS["enabled"] = enabled
+
+
+def kernels_enabled() -> bool:
+    return _KERNELS["enabled"]
 
 
 @dataclass
@@ -174,6 +190,17 @@ def grouped_experts(
 
     if hasattr(experts, "grouped_linears"):
         gate_up, gate_up_bias, down, down_bias = experts.grouped_linears()
+    elif _decode_kernel_applies(x, flat.shape[0], num_experts):
+        from .moe_kernels import grouped_linear
+
+        gate_up_bias, down_bias = experts.gate_up_proj_bias, experts.down_proj_bias
+
+        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return grouped_linear(h, offs, weight=experts.gate_up_proj)
+
+        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return grouped_linear(h, offs, weight=experts.down_proj)
+
     else:
         gate_up_bias, down_bias = experts.gate_up_proj_bias, experts.down_proj_bias
 
@@ -188,6 +215,15 @@ def grouped_experts(
     out = down(h, offsets) + down_bias[expert]
     out = out * weights.reshape(-1)[order].unsqueeze(1)
     return torch.zeros_like(x).index_add_(0, token, out.to(x.dtype))
+
+
+def _decode_kernel_applies(x: torch.Tensor, pairs: int, num_experts: int) -> bool:
+    return (
+        x.is_cuda
+        and kernels_enabled()
+        and not torch.is_grad_enabled()
+        and pairs <= DECODE_PAIRS_PER_EXPERT * num_experts
+    )
 
 
 def swiglu(gate_up: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:

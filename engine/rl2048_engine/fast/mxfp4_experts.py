@@ -2,10 +2,10 @@
 
 `MxExperts` replaces a layer's `GptOssExperts`. Its weights are the published `*_blocks` and
 `*_scales` tensors (`[experts, out, in / 32, 16]` and `[experts, out, in / 32]`), kept as
-buffers; each use dequantizes one layer's experts to bf16 for the grouped GEMMs and drops
-them again. `GroupedMxLinear` saves only the packed tensors for backward and dequantizes again
-there, so backpropagating to the input (LoRA on the attention layers) never holds more than
-one layer of bf16 experts. The expert weights themselves are frozen (no LoRA on them here).
+buffers. On CUDA the Triton kernels of `moe_kernels.py` multiply by them directly (unpacking
+each routed expert's tiles in registers), forward and backward to the input; on the CPU the
+routed experts alone are dequantized, a few at a time, for `grouped_mm`. Either way the bf16
+experts never exist whole. The expert weights themselves are frozen (no LoRA on them here).
 
 `load_resident` builds a gpt-oss model from an MXFP4 folder without ever allocating the bf16
 experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxfp4` does.
@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..mxfp4 import E8M0_BIAS, FP4_VALUES
-from .forward import grouped_experts
+from .forward import grouped_experts, kernels_enabled
 
 
 def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -52,21 +52,60 @@ def _pair_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 class GroupedMxLinear(torch.autograd.Function):
-    """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only."""
+    """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only.
+
+    On CUDA (with `forward.kernels_enabled()`) both directions run the Triton kernels of
+    `moe_kernels.py`, which unpack each routed expert's tiles in registers: no bf16 copy of an
+    expert is ever made. Elsewhere the routed experts alone are dequantized for `grouped_mm`."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor
     ) -> torch.Tensor:
-        weight = dequantize(blocks, scales, x.dtype)  # [E, out, in]
         ctx.save_for_backward(offsets, blocks, scales)
-        return F.grouped_mm(x, weight.transpose(-1, -2), offs=offsets)
+        if _use_kernels(x):
+            from .moe_kernels import grouped_linear
+
+            return grouped_linear(x, offsets, blocks=blocks, scales=scales)
+        weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)  # [R, out, in]
+        return F.grouped_mm(x, weight.transpose(-1, -2), offs=offs)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
         offsets, blocks, scales = ctx.saved_tensors
-        weight = dequantize(blocks, scales, grad.dtype)
-        return F.grouped_mm(grad.contiguous(), weight, offs=offsets), None, None, None
+        if _use_kernels(grad):
+            from .moe_kernels import grouped_linear_t
+
+            return grouped_linear_t(grad, offsets, blocks, scales), None, None, None
+        weight, offs = dequantize_routed(blocks, scales, offsets, grad.dtype)
+        return F.grouped_mm(grad.contiguous(), weight, offs=offs), None, None, None
+
+
+def _use_kernels(x: torch.Tensor) -> bool:
+    return x.is_cuda and kernels_enabled()
+
+
+DEQUANTIZE_CHUNK = 4
+"""Experts dequantized at a time: bounds the temporaries to a few experts' worth."""
+
+
+def dequantize_routed(
+    blocks: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The experts some row was routed to (`offsets`: cumulative row ends per expert), as
+    `[R, out, in]`, with the offsets of just those experts. Finding them waits on the device,
+    so under CUDA-graph capture every expert is taken."""
+    counts = torch.diff(offsets, prepend=offsets.new_zeros(1))
+    if offsets.is_cuda and torch.cuda.is_current_stream_capturing():
+        routed = torch.arange(offsets.shape[0], device=offsets.device)
+    else:
+        routed = counts.nonzero().squeeze(1)
+    out_features, in_features = blocks.shape[1], blocks.shape[2] * 32
+    weight = torch.empty((routed.shape[0], out_features, in_features), dtype=dtype, device=blocks.device)
+    for start in range(0, routed.shape[0], DEQUANTIZE_CHUNK):
+        part = routed[start : start + DEQUANTIZE_CHUNK]
+        weight[start : start + part.shape[0]] = dequantize(blocks[part], scales[part], dtype)
+    return weight, offsets[routed]
 
 
 class MxExperts(nn.Module):

@@ -1,0 +1,61 @@
+"""The Triton expert kernels against plain per-expert matmuls, run by Triton's CPU interpreter.
+
+The interpreter must be chosen before triton is first imported, so the checks run in a child
+Python (this file as a script) with `TRITON_INTERPRET=1`. The same kernels run compiled on the
+GPU, where bench/engine/bench_step.py checks them again at gpt-oss-20b's shapes before timing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+
+def per_expert(x: torch.Tensor, counts: list[int], weights: torch.Tensor) -> torch.Tensor:
+    """Rows of x grouped by expert (in order, `counts` each) times `weights[e]`."""
+    return torch.cat([part @ w for part, w in zip(x.split(counts), weights)])
+
+
+def check(counts: list[int]) -> None:
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+    from rl2048_engine.mxfp4 import quantize_mxfp4
+
+    gen = torch.Generator().manual_seed(sum(counts))
+    experts, k, n = len(counts), 96, 80  # neither a multiple of the column tiles
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
+    x = torch.randn(sum(counts), k, generator=gen)
+
+    dense = torch.randn(experts, k, n, generator=gen)
+    got = kernels.grouped_linear(x, offsets, weight=dense)
+    assert torch.allclose(got, per_expert(x, counts, dense), rtol=1e-4, atol=1e-4), "dense"
+
+    scale = torch.logspace(-2, 1, k)  # scales that differ between the 32-column blocks
+    blocks, scales = quantize_mxfp4(torch.randn(experts, n, k, generator=gen) * scale)
+    weight = dequantize(blocks, scales, torch.float32)  # [E, n, k]
+    got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
+    assert torch.allclose(got, per_expert(x, counts, weight.transpose(1, 2)), rtol=1e-4, atol=1e-4), "mxfp4"
+
+    dy = torch.randn(sum(counts), n, generator=gen)
+    got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
+    assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 transposed"
+
+
+# Expert 1 gets no rows (its program must stop at once); in the second case experts average
+# more than 16 rows, so the kernels take their 64-row tiles.
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+@pytest.mark.parametrize("counts", [[3, 0, 5, 20], [70, 0, 9, 33]], ids=["decode", "prefill"])
+def test_kernels_match_per_expert_matmuls(counts: list[int]) -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [sys.executable, __file__, *map(str, counts)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+if __name__ == "__main__":
+    check([int(c) for c in sys.argv[1:]])
