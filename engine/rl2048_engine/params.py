@@ -103,6 +103,12 @@ class LossParams(Strict):
     mask_truncated_completions: bool = False
     max_completion_length: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, gt=0.0)
+    compute_kl: bool = False
+    """Report `kl` even when beta == 0 (a reference forward more); with beta != 0 it is always
+    computed, as TRL does, and at beta == 0 without this flag it is reported as 0."""
+
+    def wants_kl(self) -> bool:
+        return self.beta != 0.0 or self.compute_kl
 
     @model_validator(mode="after")
     def _dr_grpo_length(self) -> LossParams:

@@ -78,7 +78,7 @@ def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
             batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
             keep_rows = torch.tensor([float(k) for _, k in chunk], device=loaded.device)
             mask = batch.completion_mask * keep_rows.unsqueeze(1)
-            ref = reference_logprobs(loaded, batch, cfg.temperature)
+            ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
             logprobs, entropy = token_logprobs(loaded.causal_lm, batch, cfg.temperature, with_entropy=True)
             assert entropy is not None
             out = grpo_loss(

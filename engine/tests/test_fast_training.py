@@ -64,3 +64,17 @@ def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str) ->
     assert fused["clip_ratio"] == pytest.approx(plain["clip_ratio"], abs=1e-7)
     for name, value in plain_weights.items():
         assert torch.allclose(fused_weights[name], value, rtol=1e-4, atol=1e-6), name
+
+
+def test_kl_needs_beta_or_compute_kl_and_never_changes_the_update(tiny_folder: Path) -> None:
+    def params(**loss: object) -> TrainStepParams:
+        return TrainStepParams.model_validate({"items": items(seed=9), "loss": loss, "gradient_accumulation_steps": 2})
+
+    skipped, skipped_weights = run(tiny_folder, train_step_fused, params(beta=0.0))
+    reported, reported_weights = run(tiny_folder, train_step_fused, params(beta=0.0, compute_kl=True))
+    plain, _ = run(tiny_folder, train_step, params(beta=0.0, compute_kl=True))
+    assert skipped["kl"] == 0.0 and reported["kl"] > 0
+    assert reported["kl"] == pytest.approx(plain["kl"], rel=1e-4)
+    assert skipped["loss"] == pytest.approx(reported["loss"], rel=1e-6)
+    for name, value in reported_weights.items():
+        assert torch.equal(skipped_weights[name], value), name

@@ -150,6 +150,8 @@ export interface LossParams {
   mask_truncated_completions?: boolean;
   max_completion_length?: number | null;
   temperature?: number;
+  /** Report kl at beta 0 too (a reference forward more); default false, as TRL. */
+  compute_kl?: boolean;
 }
 
 export interface TrainStepParams {

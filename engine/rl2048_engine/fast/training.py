@@ -33,7 +33,7 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
     try:
         batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
         mask = batch.completion_mask * torch.tensor([float(k) for k in keep], device=loaded.device).unsqueeze(1)
-        ref = reference_logprobs(loaded, batch, cfg.temperature)
+        ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
         logprobs, entropy = token_logprobs(loaded.causal_lm, batch, cfg.temperature, with_entropy=True)
         assert entropy is not None
         old = _old_logprobs(items, logprobs)
@@ -46,7 +46,7 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
             out = grpo_loss(
                 logprobs=logprobs[rows_of],
                 old_logprobs=None if old is None else old[rows_of],
-                ref_logprobs=ref[rows_of],
+                ref_logprobs=None if ref is None else ref[rows_of],
                 advantages=advantages[rows_of],
                 mask=mask[rows_of],
                 entropy=entropy[rows_of],
