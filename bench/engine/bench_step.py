@@ -9,9 +9,17 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
 
 - plain: `PeftModel.generate` (transformers' loop and dynamic cache, sampling), logprobs and
   loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
-- ours: `fast.generation.FastGenerator` (static cache, CUDA-graph decode step, grouped-GEMM
-  experts), `logprobs.token_logprobs` (LM head at completion positions only, chunked), and
-  `fast.training.train_step_fused` (one forward and backward for the whole batch).
+- ours: `fast.generation.FastGenerator` (static cache, CUDA-graph decode step, the Triton
+  routed-expert kernel in decode, grouped GEMMs in prefill), `logprobs.token_logprobs` (LM head
+  at completion positions only, chunked), and `fast.training.train_step_fused` (one forward and
+  backward for the whole batch, no reference forward at beta 0); the same generate with
+  grouped GEMMs in decode too (no Triton), for the kernel's share;
+- ours in MXFP4 mode: experts packed (`load_resident`), multiplied by the Triton kernels
+  without dequantizing, embeddings offloaded to CPU memory, activation checkpointing.
+
+Before timing, the Triton kernels are checked on the GPU against grouped_mm at gpt-oss-20b's
+shapes (dense and MXFP4, forward and the MXFP4 backward); a kernel that fails its check is
+turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
@@ -33,17 +41,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoConfig
 
-from rl2048_engine.fast.forward import GptOssRunner, KVCache
+from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels
 from rl2048_engine.fast.generation import FastGenerator
-from rl2048_engine.fast.mxfp4_experts import load_resident
+from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
 from rl2048_engine.fast.training import train_step_fused
 from rl2048_engine.grpo import grpo_loss
 from rl2048_engine.init_model import init_model
 from rl2048_engine.loading import LoadedModel, _enable_checkpointing, load_model
 from rl2048_engine.logprobs import make_batch, token_logprobs
+from rl2048_engine.offload import offload_embeddings
 from rl2048_engine.optim import make_optimizer, make_scheduler
 from rl2048_engine.params import LoadParams, LossParams, OptimParams, TrainStepParams
 from rl2048_engine.sampling import SamplingSettings
@@ -177,6 +187,92 @@ def floor(loaded: LoadedModel, ceilings: dict[str, float], expert_bytes_per_para
     return out
 
 
+# --- kernel checks ----------------------------------------------------------------------------
+
+
+def median_us(fn: Callable[[], Any], repeat: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeat):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) * 1000)
+    return sorted(times)[repeat // 2]
+
+
+def routing(pairs: int, experts: int, seed: int) -> torch.Tensor:
+    """Cumulative row ends per expert for `pairs` rows routed at random (some experts get none)."""
+    ids = torch.randint(0, experts, (pairs,), generator=torch.Generator().manual_seed(seed))
+    return torch.bincount(ids, minlength=experts).cumsum(0).to(torch.int32).cuda()
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.float() - want.float()).norm() / want.float().norm())
+
+
+@torch.no_grad()
+def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
+    """The dense decode kernel vs grouped_mm on layer 0's experts, 32 routed rows (8 tokens x 4)."""
+    from rl2048_engine.fast.moe_kernels import grouped_linear
+
+    experts = loaded.causal_lm.get_decoder().layers[0].mlp.experts
+    try:
+        for name, w in (("gate_up", experts.gate_up_proj), ("down", experts.down_proj)):
+            x = torch.randn(32, w.shape[1], device="cuda", dtype=w.dtype)
+            offs = routing(32, w.shape[0], 0)
+            checks[f"kernel_dense_{name}_rel_err"] = rel_err(grouped_linear(x, offs, weight=w), F.grouped_mm(x, w, offs=offs))
+            checks[f"kernel_dense_{name}_us"] = median_us(lambda: grouped_linear(x, offs, weight=w))
+            checks[f"grouped_mm_{name}_us"] = median_us(lambda: F.grouped_mm(x, w, offs=offs))
+        ok = checks["kernel_dense_gate_up_rel_err"] < 1e-2 and checks["kernel_dense_down_rel_err"] < 1e-2
+    except Exception as err:  # noqa: BLE001 - a kernel that does not build is reported, not fatal
+        checks["kernel_dense_error"] = repr(err)[:500]
+        ok = False
+    checks["kernel_dense_used"] = ok
+    return ok
+
+
+def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
+    """The MXFP4 kernels (forward, decode- and train-shaped; backward) vs dequantize + grouped_mm."""
+    from rl2048_engine.fast.moe_kernels import grouped_linear, grouped_linear_t
+
+    experts = causal_lm.get_decoder().layers[0].mlp.experts
+    try:
+        errs = []
+        for name in ("gate_up", "down"):
+            blocks, scales = getattr(experts, f"{name}_proj_blocks"), getattr(experts, f"{name}_proj_scales")
+            k = blocks.shape[2] * 32
+            for rows in (32, 4096):
+                x = torch.randn(rows, k, device="cuda", dtype=torch.bfloat16)
+                offs = routing(rows, blocks.shape[0], rows)
+                with torch.no_grad():
+                    weight, routed_offs = dequantize_routed(blocks, scales, offs, x.dtype)
+                    want = F.grouped_mm(x, weight.transpose(-1, -2), offs=routed_offs)
+                    errs.append(rel_err(grouped_linear(x, offs, blocks=blocks, scales=scales), want))
+                    checks[f"kernel_mx_{name}_{rows}_rel_err"] = errs[-1]
+                    dy = torch.randn(rows, blocks.shape[1], device="cuda", dtype=torch.bfloat16)
+                    errs.append(rel_err(grouped_linear_t(dy, offs, blocks, scales), F.grouped_mm(dy, weight, offs=routed_offs)))
+                    checks[f"kernel_mx_t_{name}_{rows}_rel_err"] = errs[-1]
+                    if rows == 32:
+
+                        def dequantized() -> torch.Tensor:
+                            w, o = dequantize_routed(blocks, scales, offs, x.dtype)
+                            return F.grouped_mm(x, w.transpose(-1, -2), offs=o)
+
+                        checks[f"kernel_mx_{name}_32_us"] = median_us(lambda: grouped_linear(x, offs, blocks=blocks, scales=scales))
+                        checks[f"dequantize_routed_grouped_mm_{name}_32_us"] = median_us(dequantized)
+                    del weight
+        ok = max(errs) < 1e-2
+    except Exception as err:  # noqa: BLE001
+        checks["kernel_mx_error"] = repr(err)[:500]
+        ok = False
+    checks["kernel_mx_used"] = ok
+    return ok
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -204,6 +300,8 @@ def main() -> None:
     record("setup", "load bf16 (experts dequantized), LoRA r4", seconds, peak)
     optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
+    checks: dict[str, Any] = {}
+    set_kernels(GPU and check_dense_kernel(loaded, checks))
 
     vocab = 1000 if args.preset == "tiny" else 199_998
     rng = random.Random(0)
@@ -220,7 +318,18 @@ def main() -> None:
         _, seconds, peak = timed(lambda: plain_logprobs(loaded, pairs))
     record("plain", "logprobs", seconds, peak)
 
-    # Our way (the first generate call captures the decode graph).
+    # Our way (the first generate call captures the decode graph). First without the Triton
+    # decode kernel (grouped_mm experts, as before it), then with it when it passed its check.
+    settings = SamplingSettings(temperature=1.0)
+    use_kernels = kernels_enabled()
+    set_kernels(False)
+    no_kernel = FastGenerator(loaded.causal_lm)
+    gen = torch.Generator(device=loaded.device).manual_seed(0)
+    timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    _, seconds, peak = timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("ours", "generate (grouped_mm decode, no Triton)", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    del no_kernel
+    set_kernels(use_kernels)
     fast = FastGenerator(loaded.causal_lm)
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=loaded.device).manual_seed(0)
@@ -238,11 +347,9 @@ def main() -> None:
     with torch.no_grad():
         reference = plain_logprobs(loaded, ours_pairs)
     sampled = torch.tensor([c.logprobs for c in completions], device=loaded.device)
-    checks = {
-        "sampling_vs_plain_max_abs": float((sampled - reference).abs().max()),
-        "sampling_vs_plain_mean_abs": float((sampled - reference).abs().mean()),
-        "logprobs_vs_plain_max_abs": float((ours_lp - reference).abs().max()),
-    }
+    checks["sampling_vs_plain_max_abs"] = float((sampled - reference).abs().max())
+    checks["sampling_vs_plain_mean_abs"] = float((sampled - reference).abs().mean())
+    checks["logprobs_vs_plain_max_abs"] = float((ours_lp - reference).abs().max())
     with torch.no_grad():
         prefill = fast_prefill_logprobs(loaded, ours_pairs)
         alone = torch.cat([plain_logprobs(loaded, [pair]) for pair in ours_pairs])
@@ -276,7 +383,7 @@ def main() -> None:
     del trainer, optimizer, fast, loaded, start_weights, start_optim
     if GPU:
         torch.cuda.empty_cache()
-    mxfp4_mode(folder, prompts, rows, checks)
+    mxfp4_mode(folder, prompts, rows, checks, ours_pairs, ours_lp)
     summary = summarize(rows, fl, ceilings, checks)
     summary["floor_mxfp4"] = {k: round(v, 3) for k, v in fl_mx.items()}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -301,8 +408,16 @@ def fast_prefill_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list
     return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
 
 
-def mxfp4_mode(folder: Path, prompts: list[list[int]], rows: list[dict[str, Any]], checks: dict) -> None:
-    """Our way with MXFP4-resident experts: load, generate, logprobs, fused train; peak memory."""
+def mxfp4_mode(
+    folder: Path,
+    prompts: list[list[int]],
+    rows: list[dict[str, Any]],
+    checks: dict,
+    bf16_pairs: list[tuple[list[int], list[int]]],
+    bf16_logprobs: torch.Tensor,
+) -> None:
+    """Our way with MXFP4-resident experts: load, generate, logprobs, fused train; peak memory.
+    Also the logprobs of the bf16 run's completions, against the bf16 model's (same weights)."""
 
     def record(phase: str, seconds: float, peak: float, **extra: Any) -> None:
         row = {"way": "ours-mxfp4", "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
@@ -314,25 +429,31 @@ def mxfp4_mode(folder: Path, prompts: list[list[int]], rows: list[dict[str, Any]
     def load() -> LoadedModel:
         causal_lm = load_resident(folder, AutoConfig.from_pretrained(folder), device, torch.bfloat16)
         causal_lm.requires_grad_(False)
+        if GPU:
+            offload_embeddings(causal_lm.get_input_embeddings(), device)
         _enable_checkpointing(causal_lm)  # activations of 8 x 350 tokens would pass 16 GB
         config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
         model = get_peft_model(causal_lm, config)
         model.eval()
-        return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, False)
+        return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, GPU)
 
     loaded, seconds, peak = timed(load)
-    record("load (experts packed), LoRA r4", seconds, peak)
+    record("load (experts packed, embeddings offloaded), LoRA r4", seconds, peak)
+    set_kernels(GPU and check_mx_kernels(loaded.causal_lm, checks))
     optim = OptimParams(lr=5e-5)
     optimizer, _ = make_optimizer(loaded.trainable, optim, device)
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
     fast = FastGenerator(loaded.causal_lm)
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
-    total = PROMPTS * N * NEW_TOKENS
-    _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    # Without the kernels every decode step dequantizes all experts (about 40 s for 200 tokens):
+    # then only a few tokens are timed.
+    new_tokens = NEW_TOKENS if kernels_enabled() or not GPU else 8
+    total = PROMPTS * N * new_tokens
+    _, seconds, peak = timed(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
     record("generate (first call: graph capture)", seconds, peak)
-    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
+    record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1), new_tokens=new_tokens)
     pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(pairs, device)
     with torch.no_grad():
@@ -340,6 +461,9 @@ def mxfp4_mode(folder: Path, prompts: list[list[int]], rows: list[dict[str, Any]
     record("logprobs", seconds, peak)
     sampled = torch.tensor([c.logprobs for c in completions], device=device)
     checks["mxfp4_sampling_vs_logprobs_mean_abs"] = float((sampled - lp).abs().mean())
+    with torch.no_grad():
+        same, _ = token_logprobs(loaded.causal_lm, make_batch(bf16_pairs, device))
+    checks["mxfp4_vs_bf16_logprobs_mean_abs"] = float((same - bf16_logprobs).abs().mean())
     params = TrainStepParams(
         items=[
             {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": o}
@@ -379,6 +503,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "ours": ours,
         "plain_step_s": round(sum(plain.values()), 3),
         "ours_step_s": round(sum(ours.values()), 3),
+        "ours_generate_no_triton": pick("ours", "generate (grouped_mm decode, no Triton)"),
         "mxfp4": mxfp4,
         "mxfp4_step_s": round(sum(mxfp4.values()), 3),
         "peak_gib": {"plain": peak("plain"), "ours": peak("ours"), "ours-mxfp4": peak("ours-mxfp4")},
@@ -397,6 +522,7 @@ def print_table(s: dict) -> None:
         print(f"{phase:<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
     p, o, m = s["plain_step_s"], s["ours_step_s"], s["mxfp4_step_s"]
     print(f"{'step':<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
+    print(f"ours generate without the Triton decode kernel: {s['ours_generate_no_triton']} s")
     print(f"peak GiB: {s['peak_gib']}")
 
 

@@ -49,7 +49,11 @@ def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -
 
 
 def token_logprobs(
-    causal_lm: PreTrainedModel, batch: Batch, temperature: float = 1.0, with_entropy: bool = False
+    causal_lm: PreTrainedModel,
+    batch: Batch,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    chunk_tokens: int = CHUNK_TOKENS,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprobs `[B, C]` of the batch's completion tokens (and entropies `[B, C]` if asked).
 
@@ -66,9 +70,9 @@ def token_logprobs(
     head = causal_lm.get_output_embeddings()
 
     logprob_chunks, entropy_chunks = [], []
-    for start in range(0, flat_hidden.shape[0], CHUNK_TOKENS):
-        h = flat_hidden[start : start + CHUNK_TOKENS]
-        t = flat_targets[start : start + CHUNK_TOKENS]
+    for start in range(0, flat_hidden.shape[0], chunk_tokens):
+        h = flat_hidden[start : start + chunk_tokens]
+        t = flat_targets[start : start + chunk_tokens]
         if torch.is_grad_enabled():
             lp, ent = checkpoint(_head_logprobs, head, h, t, temperature, with_entropy, use_reentrant=False)
         else:

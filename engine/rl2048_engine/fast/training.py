@@ -7,6 +7,8 @@ Here the whole batch goes through the decoder once; the loss is still computed m
 micro-batch (each keeps its own normalization, as `grpo_loss` defines it) and the parts are
 summed before one backward, so the loss, the gradient and the metrics are the plain step's.
 Memory grows with the batch: this is for batches that fit (the seed's 8 x 350 tokens do).
+The reference forward (adapters off) runs only when the loss needs it (`beta != 0`) or the
+caller asks for `kl` (`loss.compute_kl`), as in TRL.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from ..grpo import grpo_loss
 from ..logprobs import make_batch, token_logprobs
 from ..params import TrainStepParams
 from ..training import Trainer, _check_trainable, _old_logprobs, _optimizer_step, micro_batches, reference_logprobs
+
+HEAD_CHUNK_TOKENS = 256
+"""Completion positions per LM-head chunk: float32 logits of 201k tokens are 0.8 GB per 1024
+positions, and log-softmax and its backward hold a few such; 256 keeps the step's peak low
+(MXFP4 mode fits in 16 GB) at a few more, still large, matmuls."""
 
 
 def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
@@ -34,7 +41,9 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
         batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
         mask = batch.completion_mask * torch.tensor([float(k) for k in keep], device=loaded.device).unsqueeze(1)
         ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
-        logprobs, entropy = token_logprobs(loaded.causal_lm, batch, cfg.temperature, with_entropy=True)
+        logprobs, entropy = token_logprobs(
+            loaded.causal_lm, batch, cfg.temperature, with_entropy=True, chunk_tokens=HEAD_CHUNK_TOKENS
+        )
         assert entropy is not None
         old = _old_logprobs(items, logprobs)
         advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
