@@ -14,11 +14,12 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   at completion positions only, chunked), and `fast.training.train_step_fused` (one forward and
   backward for the whole batch, no reference forward at beta 0); the same generate with
   grouped GEMMs in decode too (no Triton), for the kernel's share;
-- ours in MXFP4 mode: experts packed (`load_resident`), multiplied by the Triton kernels
-  without dequantizing, embeddings offloaded to CPU memory, activation checkpointing.
+- ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the
+  Triton kernel without dequantizing, prefill and training dequantize the routed experts 8 at
+  a time (Triton) for grouped_mm; embeddings offloaded to CPU memory, activation checkpointing.
 
 Before timing, the Triton kernels are checked on the GPU against grouped_mm at gpt-oss-20b's
-shapes (dense and MXFP4, forward and the MXFP4 backward); a kernel that fails its check is
+shapes (dense and MXFP4, forward and the MXFP4 backward, dequantization); a kernel that fails its check is
 turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
@@ -237,13 +238,21 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
 
 def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
     """The MXFP4 kernels (forward, decode- and train-shaped; backward) vs dequantize + grouped_mm."""
-    from rl2048_engine.fast.moe_kernels import grouped_linear, grouped_linear_t
+    from rl2048_engine.fast.moe_kernels import dequantize_experts, grouped_linear, grouped_linear_t
+    from rl2048_engine.fast.mxfp4_experts import dequantize
 
     experts = causal_lm.get_decoder().layers[0].mlp.experts
     try:
         errs = []
         for name in ("gate_up", "down"):
             blocks, scales = getattr(experts, f"{name}_proj_blocks"), getattr(experts, f"{name}_proj_scales")
+            chosen = torch.tensor([5, 0, 31], device="cuda")
+            want = dequantize(blocks[chosen], scales[chosen], torch.bfloat16)
+            errs.append(rel_err(dequantize_experts(blocks, scales, chosen, torch.bfloat16), want))
+            checks[f"kernel_dequantize_{name}_rel_err"] = errs[-1]
+            every = torch.arange(blocks.shape[0], device="cuda")
+            checks[f"kernel_dequantize_{name}_all_us"] = median_us(lambda: dequantize_experts(blocks, scales, every, torch.bfloat16))
+            checks[f"torch_dequantize_{name}_all_us"] = median_us(lambda: dequantize(blocks, scales, torch.bfloat16), 5)
             k = blocks.shape[2] * 32
             for rows in (32, 4096):
                 x = torch.randn(rows, k, device="cuda", dtype=torch.bfloat16)

@@ -45,6 +45,9 @@ def check(counts: list[int]) -> None:
     got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
     assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 transposed"
 
+    chosen = torch.tensor([3, 0])
+    assert torch.equal(kernels.dequantize_experts(blocks, scales, chosen, torch.float32), weight[chosen]), "dequantize"
+
 
 # Expert 1 gets no rows (its program must stop at once); in the second case experts average
 # more than 16 rows, so the kernels take their 64-row tiles.

@@ -13,7 +13,8 @@ routed expert's weights are read once and the others never.
   the low and high nibbles: the kernel takes two dots, with the even and the odd columns of x.
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
-the backward pass to the input. Tile sizes follow the rows per expert: 16-row tiles for decode
+the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
+for the many-row products (prefill, training) that grouped_mm does better than these kernels. Tile sizes follow the rows per expert: 16-row tiles for decode
 (a few rows an expert, bandwidth-bound), 64 for prefill and training.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).
 """
@@ -141,6 +142,49 @@ def _grouped_mx_t_kernel(
         tl.store(out, even.to(out_ptr.dtype.element_ty), mask=ok)
         tl.store(out + 1, odd.to(out_ptr.dtype.element_ty), mask=ok)
         m0 += BLOCK_M
+
+
+@triton.jit
+def _dequantize_kernel(
+    blocks_ptr,
+    scales_ptr,
+    experts_ptr,
+    out_ptr,
+    rows,
+    K: tl.constexpr,
+    N: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+):
+    """Rows of the experts listed in `experts_ptr` to `out [len, N, K]`: a program unpacks
+    BLOCK_R weight rows x BLOCK_J bytes (2 x BLOCK_J values each)."""
+    r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # row in out, viewed as [len * N, K]
+    j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
+    r_ok = r < rows
+    expert = tl.load(experts_ptr + r // N, mask=r_ok, other=0).to(tl.int64)
+    source = expert * N + r % N  # row in blocks, viewed as [E * N, K / 2]
+    ok = r_ok[:, None] & (j < K // 2)[None, :]
+    packed = tl.load(blocks_ptr + source[:, None] * (K // 2) + j[None, :], mask=ok, other=0)
+    s = tl.load(scales_ptr + source[:, None] * (K // 32) + j[None, :] // 16, mask=ok, other=127)
+    scale = tl.exp2(s.to(tl.float32) - 127.0)
+    out = out_ptr + r[:, None].to(tl.int64) * K + 2 * j[None, :]
+    tl.store(out, (_fp4(packed & 15) * scale).to(out_ptr.dtype.element_ty), mask=ok)
+    tl.store(out + 1, (_fp4(packed >> 4) * scale).to(out_ptr.dtype.element_ty), mask=ok)
+
+
+def dequantize_experts(
+    blocks: torch.Tensor, scales: torch.Tensor, experts: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """`blocks [E, N, K/32, 16]`, `scales [E, N, K/32]` of the experts `experts [R]` to `[R, N, K]`:
+    the same values as `mxfp4_experts.dequantize`, at the speed of the memory."""
+    n, k = blocks.shape[1], blocks.shape[2] * 32
+    out = torch.empty((experts.shape[0], n, k), dtype=dtype, device=blocks.device)
+    rows, block_r, block_j = experts.shape[0] * n, 32, 64
+    grid = (triton.cdiv(rows, block_r), triton.cdiv(k // 2, block_j))
+    _dequantize_kernel[grid](
+        blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n, BLOCK_R=block_r, BLOCK_J=block_j
+    )
+    return out
 
 
 def _rows_tile(rows: int, experts: int) -> int:

@@ -2,10 +2,10 @@
 
 `MxExperts` replaces a layer's `GptOssExperts`. Its weights are the published `*_blocks` and
 `*_scales` tensors (`[experts, out, in / 32, 16]` and `[experts, out, in / 32]`), kept as
-buffers. On CUDA the Triton kernels of `moe_kernels.py` multiply by them directly (unpacking
-each routed expert's tiles in registers), forward and backward to the input; on the CPU the
-routed experts alone are dequantized, a few at a time, for `grouped_mm`. Either way the bf16
-experts never exist whole. The expert weights themselves are frozen (no LoRA on them here).
+buffers. In decode (a few rows per expert, on CUDA) the Triton kernels of `moe_kernels.py`
+multiply by them directly, unpacking each routed expert's tiles in registers; with many rows
+(prefill, training; and on the CPU) the routed experts are dequantized a few at a time for
+`grouped_mm`. Either way the bf16 experts never exist whole, forward or backward. The expert weights themselves are frozen (no LoRA on them here).
 
 `load_resident` builds a gpt-oss model from an MXFP4 folder without ever allocating the bf16
 experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxfp4` does.
@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..mxfp4 import E8M0_BIAS, FP4_VALUES
-from .forward import grouped_experts, kernels_enabled
+from .forward import DECODE_PAIRS_PER_EXPERT, grouped_experts, kernels_enabled
 
 
 def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -54,47 +54,78 @@ def _pair_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 class GroupedMxLinear(torch.autograd.Function):
     """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only.
 
-    On CUDA (with `forward.kernels_enabled()`) both directions run the Triton kernels of
-    `moe_kernels.py`, which unpack each routed expert's tiles in registers: no bf16 copy of an
-    expert is ever made. Elsewhere the routed experts alone are dequantized for `grouped_mm`."""
+    Decode-shaped calls (a few rows per expert) on CUDA run the Triton kernels of
+    `moe_kernels.py`, which unpack each routed expert's tiles in registers and fit in a CUDA
+    graph. Many-row calls (prefill, training) dequantize the routed experts a few at a time
+    (Triton on CUDA, PyTorch elsewhere) and run grouped_mm on their rows: never more than
+    `DEQUANTIZE_CHUNK` experts in bf16 at once."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor
     ) -> torch.Tensor:
         ctx.save_for_backward(offsets, blocks, scales)
-        if _use_kernels(x):
+        if _decode_kernel(x, blocks):
             from .moe_kernels import grouped_linear
 
             return grouped_linear(x, offsets, blocks=blocks, scales=scales)
-        weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)  # [R, out, in]
-        return F.grouped_mm(x, weight.transpose(-1, -2), offs=offs)
+        return grouped_mm_dequantized(x, offsets, blocks, scales, transposed=False)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
         offsets, blocks, scales = ctx.saved_tensors
-        if _use_kernels(grad):
+        if _decode_kernel(grad, blocks):
             from .moe_kernels import grouped_linear_t
 
             return grouped_linear_t(grad, offsets, blocks, scales), None, None, None
-        weight, offs = dequantize_routed(blocks, scales, offsets, grad.dtype)
-        return F.grouped_mm(grad.contiguous(), weight, offs=offs), None, None, None
+        return grouped_mm_dequantized(grad, offsets, blocks, scales, transposed=True), None, None, None
 
 
-def _use_kernels(x: torch.Tensor) -> bool:
-    return x.is_cuda and kernels_enabled()
+def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
+    return x.is_cuda and kernels_enabled() and x.shape[0] <= DECODE_PAIRS_PER_EXPERT * blocks.shape[0]
 
 
-DEQUANTIZE_CHUNK = 4
-"""Experts dequantized at a time: bounds the temporaries to a few experts' worth."""
+DEQUANTIZE_CHUNK = 8
+"""Experts dequantized at a time in many-row calls (8 of gpt-oss-20b's gate_up: 0.27 GB)."""
+
+
+def grouped_mm_dequantized(
+    x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, transposed: bool
+) -> torch.Tensor:
+    """Each row of `x` (sorted by expert, `offsets` the cumulative row ends) times its expert's
+    `W^T` (or `W` when `transposed`), dequantizing the routed experts a chunk at a time. The
+    row counts are read on the host; under CUDA-graph capture every expert is dequantized."""
+    if x.is_cuda and torch.cuda.is_current_stream_capturing():
+        weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)
+        return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offs)
+    ends = offsets.tolist()
+    starts = [0, *ends[:-1]]
+    routed = [e for e, (a, b) in enumerate(zip(starts, ends)) if b > a]
+    columns = blocks.shape[2] * 32 if transposed else blocks.shape[1]
+    out = x.new_empty((x.shape[0], columns))
+    for i in range(0, len(routed), DEQUANTIZE_CHUNK):
+        chunk = routed[i : i + DEQUANTIZE_CHUNK]
+        low, high = starts[chunk[0]], ends[chunk[-1]]
+        weight = _dequantize_experts(blocks, scales, torch.tensor(chunk, device=x.device), x.dtype)
+        offs = torch.tensor([ends[e] - low for e in chunk], dtype=torch.int32, device=x.device)
+        out[low:high] = F.grouped_mm(x[low:high], weight if transposed else weight.transpose(-1, -2), offs=offs)
+    return out
+
+
+def _dequantize_experts(blocks: torch.Tensor, scales: torch.Tensor, experts: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if blocks.is_cuda and kernels_enabled():
+        from .moe_kernels import dequantize_experts
+
+        return dequantize_experts(blocks, scales, experts, dtype)
+    return dequantize(blocks[experts], scales[experts], dtype)
 
 
 def dequantize_routed(
     blocks: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The experts some row was routed to (`offsets`: cumulative row ends per expert), as
-    `[R, out, in]`, with the offsets of just those experts. Finding them waits on the device,
-    so under CUDA-graph capture every expert is taken."""
+    `[R, out, in]` (PyTorch), with the offsets of just those experts. Finding them waits on
+    the device, so under CUDA-graph capture every expert is taken."""
     counts = torch.diff(offsets, prepend=offsets.new_zeros(1))
     if offsets.is_cuda and torch.cuda.is_current_stream_capturing():
         routed = torch.arange(offsets.shape[0], device=offsets.device)
