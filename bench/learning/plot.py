@@ -26,12 +26,11 @@ def moving_average(values: list[float], window: int) -> list[float]:
 def main(folder: Path) -> None:
     curve = json.loads((folder / "curve.json").read_text())
     steps = [row["step"] for row in curve["rows"]]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    panels = [
-        ("reward", "reward (sum of rewards)"),
-        ("rewards/max_tile/mean", "max_tile reward (log2 tile / 11)"),
-        ("frac_reward_zero_std", "frac_reward_zero_std"),
-    ]
+    graded = [k for k in curve["rows"][0] if k.startswith("rewards/") and k.split("/")[1] not in ("function_works", "no_cheating")]
+    panels = [("reward", "reward (weighted sum)")]
+    panels += [(k, k) for k in graded]
+    panels += [("rewards/function_works/mean", "rewards/function_works/mean"), ("frac_reward_zero_std", "frac_reward_zero_std")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4))
     for ax, (key, title) in zip(axes, panels):
         values = [row.get(key, float("nan")) for row in curve["rows"]]
         ax.plot(steps, values, color="#bbbbbb", linewidth=1, label="per step")

@@ -38,9 +38,6 @@ const CURVE_KEYS = [
   "step",
   "reward",
   "reward_std",
-  "rewards/function_works/mean",
-  "rewards/no_cheating/mean",
-  "rewards/max_tile/mean",
   "frac_reward_zero_std",
   "kl",
   "entropy",
@@ -79,7 +76,13 @@ const rows = readFileSync(join(runDir, "metrics.jsonl"), "utf8")
   .split("\n")
   .filter(Boolean)
   .map((line) => JSON.parse(line) as Record<string, number>)
-  .map((m) => Object.fromEntries(CURVE_KEYS.filter((k) => k in m).map((k) => [k, m[k]])));
+  .map((m) =>
+    Object.fromEntries(
+      Object.keys(m)
+        .filter((k) => CURVE_KEYS.includes(k) || /^rewards\/[^/]+\/mean$/.test(k))
+        .map((k) => [k, m[k]]),
+    ),
+  );
 copyFileSync(join(runDir, "metrics.jsonl"), join(outDir, "metrics.jsonl"));
 const where = device();
 writeFileSync(
