@@ -137,13 +137,21 @@ def build(data: dict, out: Path, seed: int, steps: int, batch: int, lr: float) -
         items = []
         for text in texts:
             assert text.startswith(prompt_text), "the chat template must extend the generation prompt"
-            items.append(ScoredItem(prompt=prompt_ids, completion=fast.encode(text[len(prompt_text) :], add_special_tokens=False)))
+            completion = fast.encode(text[len(prompt_text) :], add_special_tokens=False)
+            items.append(ScoredItem(prompt=prompt_ids, completion=completion))
         lengths = [len(it.completion) for it in items]
         log(phase="tokenized", answers=len(items), prompt_tokens=len(prompt_ids), mean_tokens=sum(lengths) / len(lengths))
 
+        # Full fine-tuning in float32 on one CPU thread (much faster than two for a model this
+        # small on a shared machine), linear decay after a short warm-up.
         engine = Engine()
-        optim = OptimParams(lr=lr, schedule="linear", warmup_steps=min(20, steps // 10), total_steps=steps, betas=(0.9, 0.95))
-        engine.load(LoadParams(model=str(base), dtype="float32", device="cpu", seed=seed, full_finetune=True, cpu_threads=1, optim=optim))
+        optim = OptimParams(
+            lr=lr, schedule="linear", warmup_steps=min(20, steps // 10), total_steps=steps, betas=(0.9, 0.95)
+        )
+        load = LoadParams(
+            model=str(base), dtype="float32", device="cpu", seed=seed, full_finetune=True, cpu_threads=1, optim=optim
+        )
+        engine.load(load)
         torch.manual_seed(seed)
         order = random.Random(seed)
         losses: list[float] = []
