@@ -79,6 +79,12 @@ export interface LoadParams {
   gradient_checkpointing?: boolean;
   offload_embeddings?: boolean;
   optim?: OptimParams;
+  /** torch threads (1 is fastest for tiny models on a busy CPU). */
+  cpu_threads?: number;
+  /** gpt-oss: CUDA-graph decode and the fused GRPO step. */
+  fast?: boolean;
+  /** `mxfp4`: an MXFP4 folder's experts stay packed on the device. */
+  experts?: "bf16" | "mxfp4";
 }
 
 export const loadResult = z.object({

@@ -31,8 +31,10 @@ const modelSchema = z.strictObject({
   path: z.string().min(1).nullable().default(null),
   dtype: z.enum(["bfloat16", "float16", "float32"]).default("bfloat16"),
   device: z.string().default("auto"),
-  /** Keep MXFP4 experts packed (4-bit) where the engine supports it. */
+  /** Keep an MXFP4 folder's experts packed (4-bit) on the device (engine `experts: mxfp4`). */
   load_in_4bit: z.boolean().default(false),
+  /** gpt-oss: the engine's fast paths (CUDA-graph decode, fused GRPO step; engine/README.md). */
+  fast: z.boolean().default(false),
   max_seq_length: positiveInt.default(768),
   offload_embeddings: z.boolean().default(false),
   gradient_checkpointing: z.boolean().default(false),
@@ -100,6 +102,8 @@ const trainingSchema = z.strictObject({
   epsilon_high: z.number().min(0).nullable().default(0.28),
   delta: z.number().gt(1).nullable().default(1.5),
   beta: z.number().min(0).default(0),
+  /** Log `kl` at beta 0 too, at the cost of a reference forward per update (TRL skips it). */
+  compute_kl: z.boolean().default(true),
   mask_truncated_completions: z.boolean().default(true),
   scale_rewards: z.enum(["group", "batch", "none"]).default("group"),
   /** Optimizer updates per sampled batch (TRL's num_iterations, GRPO's mu). */

@@ -3,11 +3,21 @@
  * folder (config.json, tokenizer.json) before any engine starts, or `tiny`, the bundled tiny
  * policy, built and cached on first use.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export class ModelFolderError extends Error {
   override name = "ModelFolderError";
+}
+
+/** Whether a folder's config.json says its MoE experts are stored as MXFP4 (gpt-oss as published). */
+export function hasMxfp4Experts(folder: string): boolean {
+  try {
+    const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+    return config?.quantization_config?.quant_method === "mxfp4";
+  } catch {
+    return false;
+  }
 }
 
 /** Throws a one-line ModelFolderError when `folder` is not a model folder. */

@@ -37,6 +37,7 @@ export interface LossOptions {
   epsilon_high: number | null;
   delta: number | null;
   beta: number;
+  compute_kl: boolean;
   mask_truncated_completions: boolean;
   max_completion_length: number;
   temperature: number;

@@ -17,7 +17,7 @@ import type { StrategyReport } from "../strategy/types.ts";
 import { listCheckpoints, removeStaleTemps, type TrainerState } from "./checkpoints.ts";
 import type { TrainConfig } from "./config.ts";
 import { TrainConsole } from "./console.ts";
-import { checkModelFolder, ModelFolderError } from "./modelFolder.ts";
+import { checkModelFolder, hasMxfp4Experts, ModelFolderError } from "./modelFolder.ts";
 import type { Scorer } from "./ports.ts";
 import { strategyPrompt } from "./prompt.ts";
 import { rewardFunctions } from "./rewards.ts";
@@ -54,6 +54,8 @@ export function loadParams(config: TrainConfig, modelDir: string): LoadParams {
     gradient_checkpointing: model.gradient_checkpointing,
     offload_embeddings: model.offload_embeddings,
     ...(model.cpu_threads ? { cpu_threads: model.cpu_threads } : {}),
+    fast: model.fast,
+    experts: model.load_in_4bit && hasMxfp4Experts(modelDir) ? "mxfp4" : "bf16",
     optim: {
       lr: training.learning_rate,
       weight_decay: training.weight_decay,
@@ -96,9 +98,10 @@ export async function startEngine(config: TrainConfig, modelDir: string): Promis
     python: config.engine.python,
     timeoutMs: config.engine.request_timeout_s * 1000,
   });
-  const loaded = await engine.load(loadParams(config, modelDir));
-  if (config.model.load_in_4bit && loaded.mxfp4_dequantized) {
-    console.error("note: this engine keeps MXFP4 experts dequantized (16-bit) in memory");
+  const params = loadParams(config, modelDir);
+  await engine.load(params);
+  if (config.model.load_in_4bit && params.experts !== "mxfp4") {
+    console.error("note: the model has no MXFP4 experts; it is loaded in 16-bit");
   }
   return engine;
 }

@@ -194,6 +194,7 @@ export class Trainer<R extends ScoreReport> {
             epsilon_high: training.epsilon_high,
             delta: training.delta,
             beta: training.beta,
+            compute_kl: training.compute_kl,
             mask_truncated_completions: training.mask_truncated_completions,
             max_completion_length: generation.max_completion_length,
             temperature: generation.temperature,
