@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from .errors import EngineError
-from .grpo import grpo_loss
+from .grpo import GrpoLoss, grpo_loss
 from .loading import LoadedModel
 from .logprobs import Batch, make_batch, token_logprobs
 from .params import GrpoItem, ScoredItem, SftStepParams, TrainStepParams
@@ -62,6 +62,37 @@ def adapters_off(loaded: LoadedModel) -> Iterator[None]:
         yield
 
 
+class GrpoMetrics:
+    """The GRPO loss's metrics over the micro-batches of one step: token-weighted means."""
+
+    def __init__(self) -> None:
+        self.tokens = 0.0
+        self.sums = {"kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
+
+    def add(self, out: GrpoLoss) -> None:
+        self.tokens += out.token_count
+        for key, value in (
+            ("kl", out.kl),
+            ("entropy", out.entropy),
+            ("low", out.clip_low),
+            ("high", out.clip_high),
+            ("region", out.clip_region),
+        ):
+            self.sums[key] += value * out.token_count
+
+    def report(self, loss: float, grad_norm: float, lr: float, step: int) -> dict[str, object]:
+        mean = {key: total / max(self.tokens, 1.0) for key, total in self.sums.items()}
+        return {
+            "loss": loss,
+            "kl": mean["kl"],
+            "entropy": mean["entropy"],
+            "clip_ratio": {"low_mean": mean["low"], "high_mean": mean["high"], "region_mean": mean["region"]},
+            "grad_norm": grad_norm,
+            "learning_rate": lr,
+            "step": step,
+        }
+
+
 def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
     _check_trainable(trainer)
     cfg = params.loss
@@ -69,7 +100,7 @@ def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
     keep = [not (cfg.mask_truncated_completions and item.truncated) for item in params.items]
     batch_tokens = float(sum(len(item.completion) for item, k in zip(params.items, keep) if k))
 
-    totals = {"loss": 0.0, "tokens": 0.0, "kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
+    loss, metrics = 0.0, GrpoMetrics()
     micro = micro_batches(list(zip(params.items, keep)), params.gradient_accumulation_steps)
     loaded.model.train()
     try:
@@ -93,36 +124,15 @@ def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
                 batch_token_count=batch_tokens,
             )
             out.loss.backward()
-            totals["loss"] += float(out.loss.detach())
-            totals["tokens"] += out.token_count
-            for key, value in (
-                ("kl", out.kl),
-                ("entropy", out.entropy),
-                ("low", out.clip_low),
-                ("high", out.clip_high),
-                ("region", out.clip_region),
-            ):
-                totals[key] += value * out.token_count  # token-weighted means over micro-batches
+            loss += float(out.loss.detach())
+            metrics.add(out)
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
         trainer.loaded.model.zero_grad(set_to_none=True)  # no half-accumulated gradients left behind
         raise
     finally:
         loaded.model.eval()
-    tokens = max(totals["tokens"], 1.0)
-    return {
-        "loss": totals["loss"],
-        "kl": totals["kl"] / tokens,
-        "entropy": totals["entropy"] / tokens,
-        "clip_ratio": {
-            "low_mean": totals["low"] / tokens,
-            "high_mean": totals["high"] / tokens,
-            "region_mean": totals["region"] / tokens,
-        },
-        "grad_norm": grad_norm,
-        "learning_rate": lr,
-        "step": trainer.step,
-    }
+    return metrics.report(loss, grad_norm, lr, trainer.step)
 
 
 def sft_step(trainer: Trainer, params: SftStepParams) -> dict[str, object]:

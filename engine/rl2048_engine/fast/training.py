@@ -18,7 +18,7 @@ import torch
 from ..grpo import grpo_loss
 from ..logprobs import make_batch, token_logprobs
 from ..params import TrainStepParams
-from ..training import Trainer, _check_trainable, _old_logprobs, _optimizer_step, micro_batches, reference_logprobs
+from ..training import GrpoMetrics, Trainer, _check_trainable, _old_logprobs, _optimizer_step, micro_batches, reference_logprobs
 
 HEAD_CHUNK_TOKENS = 256
 """Completion positions per LM-head chunk: float32 logits of 201k tokens are 0.8 GB per 1024
@@ -49,7 +49,7 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
         advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
 
         total = torch.zeros((), device=loaded.device)
-        sums = {"tokens": 0.0, "kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
+        metrics = GrpoMetrics()
         for part in micro:
             rows_of = slice(part[0], part[-1] + 1)
             out = grpo_loss(
@@ -64,15 +64,7 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
                 batch_token_count=batch_tokens,
             )
             total = total + out.loss
-            sums["tokens"] += out.token_count
-            for key, value in (
-                ("kl", out.kl),
-                ("entropy", out.entropy),
-                ("low", out.clip_low),
-                ("high", out.clip_high),
-                ("region", out.clip_region),
-            ):
-                sums[key] += value * out.token_count
+            metrics.add(out)
         total.backward()
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
@@ -80,17 +72,4 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
         raise
     finally:
         loaded.model.eval()
-    tokens = max(sums["tokens"], 1.0)
-    return {
-        "loss": float(total.detach()),
-        "kl": sums["kl"] / tokens,
-        "entropy": sums["entropy"] / tokens,
-        "clip_ratio": {
-            "low_mean": sums["low"] / tokens,
-            "high_mean": sums["high"] / tokens,
-            "region_mean": sums["region"] / tokens,
-        },
-        "grad_norm": grad_norm,
-        "learning_rate": lr,
-        "step": trainer.step,
-    }
+    return metrics.report(float(total.detach()), grad_norm, lr, trainer.step)
