@@ -14,7 +14,7 @@ import { familyReport, type FamilyReport } from "../corpus/report.ts";
 import { KEY_PRESETS } from "../game/keys.ts";
 import { SandboxPool } from "../strategy/sandboxPool.ts";
 import { OUTCOMES } from "../strategy/types.ts";
-import { UserError } from "./userError.ts";
+import { parseOptions, UserError } from "./userError.ts";
 
 const count = z.coerce.number().int().positive();
 const Options = z.object({
@@ -49,13 +49,9 @@ export function corpusCommand(): Command {
     .option("--size <n>", "report: board size (target 2048, p4 0.1)", "4")
     .option("--json", "report: print one JSON object")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = Options.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new UserError(`--${issue.path.join(".")}: ${issue.message}`);
-      }
-      if (parsed.data.report) await report(parsed.data);
-      else write(parsed.data);
+      const options = parseOptions(Options, raw);
+      if (options.report) await report(options);
+      else write(options);
     });
 }
 

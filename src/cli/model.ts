@@ -9,7 +9,7 @@ import cliProgress from "cli-progress";
 import { Command } from "commander";
 import { z } from "zod";
 import { InitModelError, PRESETS, initModel } from "../model/initModel.ts";
-import { UserError } from "./userError.ts";
+import { parseOptions, UserError } from "./userError.ts";
 import { modelTinyCommand } from "./modelTiny.ts";
 
 const InitOptions = z.object({
@@ -48,12 +48,7 @@ function initCommand(): Command {
     )
     .option("--python <path>", "Python with the engine (default: RL2048_PYTHON, else .venv)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = InitOptions.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new UserError(`--${issue.path.join(".")}: ${issue.message}`);
-      }
-      const options = parsed.data;
+      const options = parseOptions(InitOptions, raw);
       const out = resolve(options.out);
       if (existsSync(out) && (!statSync(out).isDirectory() || readdirSync(out).length > 0)) {
         throw new UserError(`--out: ${out} already exists and is not an empty folder`);

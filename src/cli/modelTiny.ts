@@ -10,7 +10,7 @@ import { z } from "zod";
 import { KEY_PRESET_NAMES, type KeyPreset } from "../game/keys.ts";
 import { TinyPolicyError, tinyPolicy } from "../policy/tinyPolicy.ts";
 import { strategyPrompt } from "../train/prompt.ts";
-import { UserError } from "./userError.ts";
+import { parseOptions, UserError } from "./userError.ts";
 
 const Options = z.object({
   seed: z.coerce.number().int().nonnegative(),
@@ -33,12 +33,7 @@ export function modelTinyCommand(): Command {
     .option("--out <dir>", "also copy the folder here (must not exist)")
     .option("--python <path>", "Python with the engine (default: RL2048_PYTHON, else .venv)")
     .action(async (raw: Record<string, unknown>) => {
-      const parsed = Options.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw new UserError(`--${issue.path.join(".")}: ${issue.message}`);
-      }
-      const { seed, keys, out, python } = parsed.data;
+      const { seed, keys, out, python } = parseOptions(Options, raw);
       if (out && existsSync(out)) throw new UserError(`--out: ${out} already exists`);
       const bar = process.stderr.isTTY
         ? new cliProgress.SingleBar(
