@@ -49,6 +49,33 @@ def check(counts: list[int]) -> None:
     assert torch.equal(kernels.dequantize_experts(blocks, scales, chosen, torch.float32), weight[chosen]), "dequantize"
 
 
+def check_edges() -> None:
+    """Every byte, and scales at and past the ends of the range the kernels build exactly (2..252):
+    the ones past it are taken as 2 or 252. K = 160: 5 scale groups, not a multiple of the tiles."""
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+
+    gen = torch.Generator().manual_seed(0)
+    experts, n, k = 2, 128, 160
+    blocks = torch.arange(experts * n * k // 2).remainder(256).to(torch.uint8).reshape(experts, n, k // 32, 16)
+    edges = torch.tensor([0, 1, 2, 3, 120, 127, 251, 252, 253, 254], dtype=torch.uint8)
+    scales = edges[torch.randint(0, len(edges), (experts, n, k // 32), generator=gen)]
+    for dtype in (torch.float32, torch.bfloat16):
+        got = kernels.dequantize_experts(blocks, scales, torch.tensor([1, 0]), dtype)
+        assert torch.equal(got, dequantize(blocks, scales.clamp(2, 252), dtype)[[1, 0]]), f"dequantize {dtype}"
+
+    scales = torch.randint(112, 129, (experts, n, k // 32), generator=gen, dtype=torch.uint8)  # |w| <= 12
+    weight = dequantize(blocks, scales, torch.float32)
+    counts = [5, 7]
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
+    x = torch.randn(sum(counts), k, generator=gen)
+    got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
+    assert torch.allclose(got, per_expert(x, counts, weight.transpose(1, 2)), rtol=1e-4, atol=1e-4), "mxfp4 bytes"
+    dy = torch.randn(sum(counts), n, generator=gen)
+    got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
+    assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 bytes transposed"
+
+
 # Expert 1 gets no rows (its program must stop at once); in the second case experts average
 # more than 16 rows, so the kernels take their 64-row tiles.
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
@@ -56,9 +83,20 @@ def check(counts: list[int]) -> None:
 def test_kernels_match_per_expert_matmuls(counts: list[int]) -> None:
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     args = [sys.executable, __file__, *map(str, counts)]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_mxfp4_unpacking_at_the_edges() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [sys.executable, __file__, "edges"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 if __name__ == "__main__":
-    check([int(c) for c in sys.argv[1:]])
+    if sys.argv[1:] == ["edges"]:
+        check_edges()
+    else:
+        check([int(c) for c in sys.argv[1:]])

@@ -8,14 +8,23 @@ routed expert's weights are read once and the others never.
 
 - dense weights `W [E, K, N]` (bf16 gpt-oss experts as transformers stores them);
 - MXFP4 weights as gpt-oss ships them, `blocks [E, N, K/32, 16]` (two e2m1 codes a byte, low
-  nibble first) and `scales [E, N, K/32]` (e8m0): each tile is unpacked in registers and
-  multiplied at once, so no bf16 copy of an expert ever exists. Even and odd input columns are
-  the low and high nibbles: the kernel takes two dots, with the even and the odd columns of x.
+  nibble first) and `scales [E, N, K/32]` (e8m0, 2^(s-127)): each tile is unpacked in registers
+  and multiplied at once, so no bf16 copy of an expert ever exists. Even and odd input columns
+  are the low and high nibbles: the kernel takes two dots, with the even and the odd columns of x.
+
+Unpacking (`_mx_tile`) loads a tile as `[rows, groups, 16 bytes]` and each scale once per (row,
+32-column group). It builds each weight's scaled bf16 bit pattern with a few integer operations
+(`_e2m1`: no float conversion, exp2 or multiply), exact for scales s in 2..252 (2^-125 .. 2^125);
+scales outside (e8m0's NaN, 255, included) are clamped to that range. `mxfp4.quantize_mxfp4` gives
+s < 2 only to a block whose largest |w| is below 6 * 2^-126 (9e-38) and s > 252 only above
+6 * 2^125 (2.5e38); such blocks come out within a factor 4 of their values (tiny ones stay below
+4e-37, huge ones finite where they would overflow).
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
-for the many-row products (prefill, training) that grouped_mm does better than these kernels. Tile sizes follow the rows per expert: 16-row tiles for decode
-(a few rows an expert, bandwidth-bound), 64 for prefill and training.
+for the many-row products (prefill, training) that grouped_mm does better than these kernels.
+Tile sizes follow the rows per expert: 16-row tiles for decode (a few rows an expert), 64 for
+prefill and training.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).
 """
 
@@ -27,13 +36,37 @@ import triton.language as tl
 
 
 @triton.jit
-def _fp4(code):  # type: ignore[no-untyped-def]
-    """e2m1 code (0..15) to its value: bit 3 sign, bits 1-2 exponent, bit 0 mantissa."""
+def _scale_base(s):  # type: ignore[no-untyped-def]
+    """bf16 bits of 2^(s-128) for e8m0 scales s (exponent field s - 1), s clamped to 2..252 so
+    that every exponent field `_e2m1` builds from it (s - 1 .. s + 2) is a normal one."""
+    return (tl.minimum(tl.maximum(s.to(tl.int32), 2), 252) - 1) << 7
+
+
+@triton.jit
+def _e2m1(code, base):  # type: ignore[no-untyped-def]
+    """e2m1 codes (0..15: bit 3 sign, bits 1-2 exponent e, bit 0 mantissa m) times 2^(s-127), in
+    bf16, built as bits; `base` is `_scale_base(s)`. For e >= 1 the value 2^(e-1) (1 + m/2) 2^(s-127)
+    has exponent field s - 1 + e and top mantissa bit m: base + (code & 7) << 6. For e == 0 it is
+    m 2^(s-128): m * base. The sign goes from bit 3 to bit 15."""
     mag = code & 7
-    exp = (mag >> 1).to(tl.float32)
-    man = (mag & 1).to(tl.float32)
-    value = tl.where(exp == 0.0, 0.5 * man, (1.0 + 0.5 * man) * tl.exp2(exp - 1.0))
-    return tl.where((code & 8) != 0, -value, value)
+    bits = tl.where(mag > 1, base + (mag << 6), mag * base) | (code & 8) << 12
+    return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
+def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
+    """Weight rows `w_rows [R]` (rows of the experts' `[E * N, K]`) at input columns 32 g0 to
+    32 (g0 + GROUPS): `(even, odd)`, the even and the odd columns, `[R, 16 GROUPS]` bf16 each; zero
+    past K and in masked rows. (Interleaving them into one dot operand breaks Triton 3.6's
+    Hopper wgmma path, so the dot kernels take two dots.)"""
+    g = g0 + tl.arange(0, GROUPS)
+    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
+    group = w_rows[:, None] * (K // 32) + g[None, :]  # index in scales; its 16 bytes in blocks follow
+    base = _scale_base(tl.load(scales_ptr + group, mask=ok, other=127))[:, :, None]
+    packed = tl.load(blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0)
+    packed = packed.to(tl.int32)  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
+    shape: tl.constexpr = (w_rows.shape[0], 16 * GROUPS)
+    return tl.reshape(_e2m1(packed & 15, base), shape), tl.reshape(_e2m1(packed >> 4, base), shape)
 
 
 @triton.jit
@@ -66,31 +99,20 @@ def _grouped_kernel(
         row_ok = rows < end
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
-            if MX:
-                # bytes j of this k block hold input columns k0 + 2j (low) and k0 + 2j + 1 (high)
-                j = k0 // 2 + tl.arange(0, BLOCK_K // 2)
-                j_ok = j < K // 2
-                ok = j_ok[:, None] & col_ok[None, :]
-                packed = tl.load(w_ptr + e * stride_we + cols[None, :] * (K // 2) + j[:, None], mask=ok, other=0)
-                s = tl.load(scales_ptr + (e * N + cols[None, :]) * (K // 32) + j[:, None] // 16, mask=ok, other=127)
-                scale = tl.exp2(s.to(tl.float32) - 127.0)
-                w_lo = (_fp4(packed & 15) * scale).to(x_ptr.dtype.element_ty)
-                w_hi = (_fp4(packed >> 4) * scale).to(x_ptr.dtype.element_ty)
-                x_rows = x_ptr + rows[:, None] * stride_xm + 2 * j[None, :]
-                x_ok = row_ok[:, None] & j_ok[None, :]
-                x_even = tl.load(x_rows, mask=x_ok, other=0.0)
-                x_odd = tl.load(x_rows + 1, mask=x_ok, other=0.0)
-                acc += tl.dot(x_even, w_lo)
-                acc += tl.dot(x_odd, w_hi)
+            k = k0 + tl.arange(0, BLOCK_K)
+            k_ok = k < K
+            x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            if MX:  # weight rows are output columns
+                w_even, w_odd = _mx_tile(w_ptr, scales_ptr, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K)
+                x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
+                acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
+                acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
             else:
-                k = k0 + tl.arange(0, BLOCK_K)
-                k_ok = k < K
                 w = tl.load(
                     w_ptr + e * stride_we + k[:, None] * stride_wk + cols[None, :] * stride_wn,
                     mask=k_ok[:, None] & col_ok[None, :],
                     other=0.0,
                 )
-                x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
                 acc += tl.dot(x, w)
         out = out_ptr + rows[:, None] * stride_om + cols[None, :]
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
@@ -113,10 +135,10 @@ def _grouped_mx_t_kernel(
     BLOCK_R: tl.constexpr,
 ):
     """`out [P, K] = dy [P, N] @ W [N, K]` per expert, W in MXFP4; a program owns BLOCK_C
-    input columns (BLOCK_C / 2 bytes of each weight row) and reduces over the N rows."""
+    input columns (BLOCK_C / 32 scale groups of each weight row) and reduces over the N rows."""
     e = tl.program_id(0)
-    j = tl.program_id(1) * (BLOCK_C // 2) + tl.arange(0, BLOCK_C // 2)  # byte index in a row
-    j_ok = j < K // 2
+    g0 = tl.program_id(1) * (BLOCK_C // 32)
+    c = g0 * 32 + tl.arange(0, BLOCK_C)  # columns of out
     end = tl.load(offsets_ptr + e)
     start = tl.where(e > 0, tl.load(offsets_ptr + tl.maximum(e - 1, 0)), 0)
     m0 = start
@@ -128,19 +150,12 @@ def _grouped_mx_t_kernel(
         for r0 in range(0, N, BLOCK_R):
             r = r0 + tl.arange(0, BLOCK_R)
             r_ok = r < N
-            ok = r_ok[:, None] & j_ok[None, :]
-            packed = tl.load(blocks_ptr + (e * N + r[:, None]) * (K // 2) + j[None, :], mask=ok, other=0)
-            s = tl.load(scales_ptr + (e * N + r[:, None]) * (K // 32) + j[None, :] // 16, mask=ok, other=127)
-            scale = tl.exp2(s.to(tl.float32) - 127.0)
-            w_lo = (_fp4(packed & 15) * scale).to(dy_ptr.dtype.element_ty)
-            w_hi = (_fp4(packed >> 4) * scale).to(dy_ptr.dtype.element_ty)
+            w_even, w_odd = _mx_tile(blocks_ptr, scales_ptr, e * N + r, r_ok, g0, BLOCK_C // 32, K)
             dy = tl.load(dy_ptr + rows[:, None] * stride_dm + r[None, :], mask=row_ok[:, None] & r_ok[None, :], other=0.0)
-            even += tl.dot(dy, w_lo)
-            odd += tl.dot(dy, w_hi)
-        out = out_ptr + rows[:, None] * stride_om + 2 * j[None, :]
-        ok = row_ok[:, None] & j_ok[None, :]
-        tl.store(out, even.to(out_ptr.dtype.element_ty), mask=ok)
-        tl.store(out + 1, odd.to(out_ptr.dtype.element_ty), mask=ok)
+            even = tl.dot(dy, w_even.to(dy.dtype), even)
+            odd = tl.dot(dy, w_odd.to(dy.dtype), odd)
+        out = out_ptr + rows[:, None] * stride_om + c[None, :]
+        tl.store(out, tl.interleave(even, odd).to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & (c < K)[None, :])
         m0 += BLOCK_M
 
 
@@ -154,36 +169,33 @@ def _dequantize_kernel(
     K: tl.constexpr,
     N: tl.constexpr,
     BLOCK_R: tl.constexpr,
-    BLOCK_J: tl.constexpr,
+    GROUPS: tl.constexpr,
 ):
     """Rows of the experts listed in `experts_ptr` to `out [len, N, K]`: a program unpacks
-    BLOCK_R weight rows x BLOCK_J bytes (2 x BLOCK_J values each)."""
+    BLOCK_R weight rows x GROUPS scale groups and stores each row's 32 GROUPS values at once."""
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # row in out, viewed as [len * N, K]
-    j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)
     r_ok = r < rows
     expert = tl.load(experts_ptr + r // N, mask=r_ok, other=0).to(tl.int64)
-    source = expert * N + r % N  # row in blocks, viewed as [E * N, K / 2]
-    ok = r_ok[:, None] & (j < K // 2)[None, :]
-    packed = tl.load(blocks_ptr + source[:, None] * (K // 2) + j[None, :], mask=ok, other=0)
-    s = tl.load(scales_ptr + source[:, None] * (K // 32) + j[None, :] // 16, mask=ok, other=127)
-    scale = tl.exp2(s.to(tl.float32) - 127.0)
-    out = out_ptr + r[:, None].to(tl.int64) * K + 2 * j[None, :]
-    tl.store(out, (_fp4(packed & 15) * scale).to(out_ptr.dtype.element_ty), mask=ok)
-    tl.store(out + 1, (_fp4(packed >> 4) * scale).to(out_ptr.dtype.element_ty), mask=ok)
+    even, odd = _mx_tile(blocks_ptr, scales_ptr, expert * N + r % N, r_ok, tl.program_id(1) * GROUPS, GROUPS, K)
+    c = tl.program_id(1) * (32 * GROUPS) + tl.arange(0, 32 * GROUPS)
+    out = out_ptr + r[:, None].to(tl.int64) * K + c[None, :]
+    tl.store(out, tl.interleave(even, odd).to(out_ptr.dtype.element_ty), mask=r_ok[:, None] & (c < K)[None, :])
 
 
 def dequantize_experts(
     blocks: torch.Tensor, scales: torch.Tensor, experts: torch.Tensor, dtype: torch.dtype
 ) -> torch.Tensor:
     """`blocks [E, N, K/32, 16]`, `scales [E, N, K/32]` of the experts `experts [R]` to `[R, N, K]`:
-    the same values as `mxfp4_experts.dequantize`, at the speed of the memory."""
+    the same values as `mxfp4_experts.dequantize` (for scales in 2..252, see the module doc), at the
+    speed of the memory."""
     n, k = blocks.shape[1], blocks.shape[2] * 32
     out = torch.empty((experts.shape[0], n, k), dtype=dtype, device=blocks.device)
-    rows, block_r, block_j = experts.shape[0] * n, 32, 64
-    grid = (triton.cdiv(rows, block_r), triton.cdiv(k // 2, block_j))
+    rows, block_r, groups = experts.shape[0] * n, 64, 4  # 4 KB read, 16 KB written (bf16) a program
+    grid = (triton.cdiv(rows, block_r), triton.cdiv(k // 32, groups))
     _dequantize_kernel[grid](
-        blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n, BLOCK_R=block_r, BLOCK_J=block_j
-    )
+        blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n,
+        BLOCK_R=block_r, GROUPS=groups, num_warps=4,
+    )  # fmt: skip
     return out
 
 
@@ -206,7 +218,7 @@ def grouped_linear(
         assert blocks is not None and scales is not None
         experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
         w, s = blocks.contiguous(), scales.contiguous()
-        strides = (n * k // 2, 0, 0)
+        strides = (0, 0, 0)  # unused: the blocks' layout is fixed
     else:
         assert weight is not None
         experts, k, n = weight.shape

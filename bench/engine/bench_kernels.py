@@ -1,0 +1,114 @@
+"""The MXFP4 expert kernels alone, at gpt-oss-20b's shapes, on random packed weights.
+
+    PYTHONPATH=engine python3 bench/engine/bench_kernels.py
+
+32 experts; gate_up `[5760, 2880]` and down `[2880, 2880]` (out, in); blocks random bytes, scales
+random in 118..130. Decode shape: 8 tokens x 4 distinct experts each (32 rows, sorted by expert).
+Times (CUDA events, median of 20 after warm-up, microseconds): the MXFP4 decode kernel
+(`grouped_linear`) and its transpose (`grouped_linear_t`) for both projections; for reference the
+dense bf16 kernel and `F.grouped_mm` on the dequantized weights; `dequantize_experts` of all 32
+experts of gate_up (and the PyTorch table lookup). Each MXFP4 result is checked against
+dequantize + matmul (relative error). Bandwidths: packed bytes (blocks and scales) of the routed
+experts read by the decode kernels, bf16 bytes written by the dequantization. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from rl2048_engine.fast.moe_kernels import dequantize_experts, grouped_linear, grouped_linear_t
+from rl2048_engine.fast.mxfp4_experts import dequantize
+
+EXPERTS, TOKENS, TOP_K = 32, 8, 4
+SHAPES = {"gate_up": (5760, 2880), "down": (2880, 2880)}  # (out, in)
+
+
+def median_us(fn: Callable[[], object], repeat: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1000)
+    return statistics.median(times)
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.float() - want.float()).norm() / want.float().norm())
+
+
+def routing(gen: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Cumulative row ends per expert for TOKENS tokens routed to TOP_K distinct experts each."""
+    ids = torch.stack([torch.randperm(EXPERTS, generator=gen)[:TOP_K] for _ in range(TOKENS)]).flatten()
+    counts = torch.bincount(ids, minlength=EXPERTS)
+    return counts.cumsum(0).to(torch.int32).cuda(), int((counts > 0).sum())
+
+
+def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, result: dict[str, object]) -> None:
+    groups = (EXPERTS, out_features, in_features // 32)
+    blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, device="cuda")
+    scales = torch.randint(118, 131, groups, dtype=torch.uint8, device="cuda")
+    weight = dequantize(blocks, scales, torch.bfloat16)  # [E, out, in]
+    dense = weight.transpose(1, 2).contiguous()  # [E, in, out], as transformers stores the experts
+    offsets, routed = routing(gen)
+    rows = TOKENS * TOP_K
+    x = torch.randn(rows, in_features, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn(rows, out_features, device="cuda", dtype=torch.bfloat16)
+
+    want = F.grouped_mm(x, weight.transpose(1, 2), offs=offsets)
+    want_t = F.grouped_mm(dy, weight, offs=offsets)
+    packed = routed * out_features * (in_features // 2 + in_features // 32)  # bytes the decode kernels read
+    runs = {
+        "mx": lambda: grouped_linear(x, offsets, blocks=blocks, scales=scales),
+        "mx_t": lambda: grouped_linear_t(dy, offsets, blocks, scales),
+        "dense": lambda: grouped_linear(x, offsets, weight=dense),
+        "grouped_mm": lambda: F.grouped_mm(x, weight.transpose(1, 2), offs=offsets),
+        "grouped_mm_t": lambda: F.grouped_mm(dy, weight, offs=offsets),
+    }
+    result[f"{name}_routed_experts"] = routed
+    result[f"{name}_mx_rel_err"] = rel_err(runs["mx"](), want)
+    result[f"{name}_mx_t_rel_err"] = rel_err(runs["mx_t"](), want_t)
+    result[f"{name}_dense_rel_err"] = rel_err(runs["dense"](), want)
+    for run, fn in runs.items():
+        us = median_us(fn)
+        result[f"{name}_{run}_us"] = round(us, 1)
+        if run.startswith("mx"):
+            result[f"{name}_{run}_packed_tb_s"] = round(packed / us / 1e6, 3)
+
+    if name == "gate_up":
+        every = torch.arange(EXPERTS, device="cuda")
+        result["dequantize_exact"] = bool(torch.equal(dequantize_experts(blocks, scales, every, torch.bfloat16), weight))
+        us = median_us(lambda: dequantize_experts(blocks, scales, every, torch.bfloat16))
+        result["dequantize_gate_up_all_us"] = round(us, 1)
+        result["dequantize_gate_up_written_tb_s"] = round(EXPERTS * out_features * in_features * 2 / us / 1e6, 3)
+        us = median_us(lambda: dequantize(blocks, scales, torch.bfloat16), 5)
+        result["torch_dequantize_gate_up_all_us"] = round(us, 1)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)  # routing
+    result: dict[str, object] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+    }
+    for name, (out_features, in_features) in SHAPES.items():
+        bench(name, out_features, in_features, gen, result)
+        torch.cuda.empty_cache()
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
