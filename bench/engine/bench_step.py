@@ -290,8 +290,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     parser.add_argument("--preset", default="20b", help="tiny: a CPU dry run of the script")
+    parser.add_argument("--tune", action="store_true", help="pick the kernels' tiles first (tune_kernels.py)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
+    tuned = None
+    if args.tune and GPU:
+        from tune_kernels import tune
+
+        tuned = tune()
+        print(json.dumps({"tuned": tuned}), flush=True)
 
     def record(way: str, phase: str, seconds: float, peak: float, **extra: Any) -> None:
         row = {"way": way, "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
@@ -309,7 +316,7 @@ def main() -> None:
     record("setup", "load bf16 (experts dequantized), LoRA r4", seconds, peak)
     optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
-    checks: dict[str, Any] = {}
+    checks: dict[str, Any] = {"tuned": tuned} if tuned else {}
     set_kernels(GPU and check_dense_kernel(loaded, checks))
 
     vocab = 1000 if args.preset == "tiny" else 199_998

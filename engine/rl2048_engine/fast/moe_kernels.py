@@ -203,6 +203,20 @@ def _rows_tile(rows: int, experts: int) -> int:
     return 16 if rows <= 16 * experts else 64
 
 
+TILES: dict[tuple[str, int], dict[str, int]] = {
+    ("dense", 16): dict(BLOCK_N=128, BLOCK_K=128, num_warps=4, num_stages=4),
+    ("dense", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
+    ("mx", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx_t", 16): dict(BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
+    ("mx_t", 64): dict(BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
+}
+"""Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
+on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
+the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles (428 us). `bench_step.py --tune`
+tunes again for the GPU it runs on."""
+
+
 def grouped_linear(
     x: torch.Tensor,
     offsets: torch.Tensor,
@@ -227,12 +241,10 @@ def grouped_linear(
     assert x.shape[1] == k, f"x has {x.shape[1]} columns, the weight {k}"
     out = torch.empty((x.shape[0], n), dtype=x.dtype, device=x.device)
     block_m = _rows_tile(x.shape[0], experts)
-    block_n = 64 if block_m == 16 else 128
-    grid = (experts, triton.cdiv(n, block_n))
+    tiles = TILES["mx" if mx else "dense", block_m]
+    grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
-        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
-        MX=mx, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=128 if block_m == 16 else 64,
-        num_warps=4, num_stages=3,
+        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides, MX=mx, BLOCK_M=block_m, **tiles
     )  # fmt: skip
     return out
 
@@ -245,10 +257,10 @@ def grouped_linear_t(dy: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tens
     assert dy.shape[1] == n
     out = torch.empty((dy.shape[0], k), dtype=dy.dtype, device=dy.device)
     block_m = _rows_tile(dy.shape[0], experts)
-    block_c = 128
-    grid = (experts, triton.cdiv(k, block_c))
+    tiles = TILES["mx_t", block_m]
+    grid = (experts, triton.cdiv(k, tiles["BLOCK_C"]))
     _grouped_mx_t_kernel[grid](
         dy, out, offsets, blocks.contiguous(), scales.contiguous(), k, n, dy.stride(0), out.stride(0),
-        BLOCK_M=block_m, BLOCK_C=block_c, BLOCK_R=64, num_warps=4, num_stages=3,
+        BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out

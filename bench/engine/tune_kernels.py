@@ -1,0 +1,106 @@
+"""Pick the launch settings (`moe_kernels.TILES`) of the decode-shaped expert kernels on this GPU.
+
+    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200]
+
+For each kernel (dense bf16, MXFP4, MXFP4 transposed) at the decode row tile (16), every
+candidate in the grid below is timed at gpt-oss-20b's two expert shapes (gate_up and down, 8
+tokens x 4 experts routed at random, as in bench_kernels.py); the pick minimizes their summed
+median time. A candidate that fails to compile (too much shared memory) or to match the
+reference is skipped. Prints one JSON object: the current and the best settings with their
+times. `bench_step.py --tune` runs this first and uses the picks for its run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bench_kernels import EXPERTS, SHAPES, TOKENS, TOP_K, median_us, rel_err, routing
+from rl2048_engine.fast import moe_kernels
+from rl2048_engine.fast.mxfp4_experts import dequantize
+
+ROWS_TILE = 16
+GRID: dict[str, list[dict[str, int]]] = {
+    kind: [
+        dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+        for n, k, w, s in itertools.product([32, 64, 128], [128, 256], [4, 8], [3, 4])
+    ]
+    for kind in ("dense", "mx")
+}
+GRID["mx_t"] = [
+    dict(BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
+]
+
+
+def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
+    """Per kernel, one (call, expected result) per expert shape."""
+    out: dict[str, list[tuple[Any, torch.Tensor]]] = {"dense": [], "mx": [], "mx_t": []}
+    for out_features, in_features in SHAPES.values():
+        groups = (EXPERTS, out_features, in_features // 32)
+        blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, device="cuda")
+        scales = torch.randint(118, 131, groups, dtype=torch.uint8, device="cuda")
+        weight = dequantize(blocks, scales, torch.bfloat16)  # [E, out, in]
+        dense = weight.transpose(1, 2).contiguous()
+        offsets, _ = routing(gen)
+        x = torch.randn(TOKENS * TOP_K, in_features, device="cuda", dtype=torch.bfloat16)
+        dy = torch.randn(TOKENS * TOP_K, out_features, device="cuda", dtype=torch.bfloat16)
+        want = F.grouped_mm(x, weight.transpose(1, 2), offs=offsets)
+        out["dense"].append((lambda x=x, o=offsets, w=dense: moe_kernels.grouped_linear(x, o, weight=w), want))
+        out["mx"].append(
+            (lambda x=x, o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear(x, o, blocks=b, scales=s), want)
+        )
+        want_t = F.grouped_mm(dy, weight, offs=offsets)
+        out["mx_t"].append((lambda d=dy, o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear_t(d, o, b, s), want_t))
+    return out
+
+
+def measure(calls: list[tuple[Any, torch.Tensor]]) -> float:
+    """Summed median microseconds over the shapes; inf if a result is wrong."""
+    total = 0.0
+    for call, want in calls:
+        if rel_err(call(), want) > 1e-2:
+            return float("inf")
+        total += median_us(call, repeat=10, warmup=2)
+    return total
+
+
+def tune(budget_s: float = 200.0) -> dict[str, Any]:
+    """Times the grid (until the budget runs out), sets `moe_kernels.TILES` to the picks and
+    returns what it measured."""
+    gen = torch.Generator().manual_seed(0)
+    calls = problems(gen)
+    deadline = time.monotonic() + budget_s
+    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "rows_tile": ROWS_TILE}
+    for kind, candidates in GRID.items():
+        key = (kind, ROWS_TILE)
+        current = dict(moe_kernels.TILES[key])
+        best, best_us = current, measure(calls[kind])
+        report[kind] = {"current": current, "current_us": round(best_us, 1), "tried": 1, "failed": 0}
+        for tiles in candidates:
+            if time.monotonic() > deadline:
+                report[kind]["out_of_time"] = True
+                break
+            moe_kernels.TILES[key] = tiles
+            try:
+                us = measure(calls[kind])
+            except Exception:  # noqa: BLE001 - a setting that does not compile is skipped
+                us = float("inf")
+            report[kind]["tried"] += 1
+            report[kind]["failed"] += us == float("inf")
+            if us < best_us:
+                best, best_us = tiles, us
+        moe_kernels.TILES[key] = best
+        report[kind].update(best=best, best_us=round(best_us, 1))
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget-s", type=float, default=200.0)
+    print(json.dumps(tune(parser.parse_args().budget_s), indent=1))
