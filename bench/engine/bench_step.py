@@ -1,6 +1,6 @@
 """Issue 7: the seed's GRPO step on gpt-oss-20b, the plain way and our way, in one run.
 
-    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny]
+    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune]
 
 The step: 4 prompts of 150 tokens x 2 completions, generation forced to the full 200 new
 tokens (no stop ids), logprobs of the 8 completions, one GRPO update (bnpo, LoRA r4 on the
@@ -10,10 +10,11 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
 - plain: `PeftModel.generate` (transformers' loop and dynamic cache, sampling), logprobs and
   loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
 - ours: `fast.generation.FastGenerator` (static cache, CUDA-graph decode step, the Triton
-  routed-expert kernel in decode, grouped GEMMs in prefill), `logprobs.token_logprobs` (LM head
+  routed-expert kernel in decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs` (LM head
   at completion positions only, chunked), and `fast.training.train_step_fused` (one forward and
   backward for the whole batch, no reference forward at beta 0); the same generate with
-  grouped GEMMs in decode too (no Triton), for the kernel's share;
+  grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
+  folded), for the share of each;
 - ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the
   Triton kernel without dequantizing, prefill and training dequantize the routed experts 8 at
   a time (Triton) for grouped_mm; embeddings offloaded to CPU memory, activation checkpointing.
@@ -339,14 +340,19 @@ def main() -> None:
     settings = SamplingSettings(temperature=1.0)
     use_kernels = kernels_enabled()
     set_kernels(False)
-    no_kernel = FastGenerator(loaded.causal_lm)
+    no_kernel = FastGenerator(loaded.causal_lm, fold_lora=True)
     gen = torch.Generator(device=loaded.device).manual_seed(0)
     timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     _, seconds, peak = timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     record("ours", "generate (grouped_mm decode, no Triton)", seconds, peak, tokens_per_s=round(total / seconds, 1))
     del no_kernel
     set_kernels(use_kernels)
-    fast = FastGenerator(loaded.causal_lm)
+    unfolded = FastGenerator(loaded.causal_lm)  # LoRA projections as PEFT modules (as MXFP4 mode runs them)
+    timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    _, seconds, peak = timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("ours", "generate (LoRA not folded)", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    del unfolded
+    fast = FastGenerator(loaded.causal_lm, fold_lora=True)
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=loaded.device).manual_seed(0)
     _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
@@ -520,6 +526,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "plain_step_s": round(sum(plain.values()), 3),
         "ours_step_s": round(sum(ours.values()), 3),
         "ours_generate_no_triton": pick("ours", "generate (grouped_mm decode, no Triton)"),
+        "ours_generate_lora_not_folded": pick("ours", "generate (LoRA not folded)"),
         "mxfp4": mxfp4,
         "mxfp4_step_s": round(sum(mxfp4.values()), 3),
         "peak_gib": {"plain": peak("plain"), "ours": peak("ours"), "ours-mxfp4": peak("ours-mxfp4")},
@@ -539,6 +546,7 @@ def print_table(s: dict) -> None:
     p, o, m = s["plain_step_s"], s["ours_step_s"], s["mxfp4_step_s"]
     print(f"{'step':<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
     print(f"ours generate without the Triton decode kernel: {s['ours_generate_no_triton']} s")
+    print(f"ours generate with LoRA not folded: {s['ours_generate_lora_not_folded']} s")
     print(f"peak GiB: {s['peak_gib']}")
 
 

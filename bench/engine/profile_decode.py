@@ -2,7 +2,7 @@
 
     PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
 
-Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o), generates 8 x 24 tokens
+Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded), generates 8 x 24 tokens
 without the CUDA graph under torch.profiler, takes away a 1-token call (the prefill), and prints
 one JSON object: the kernels' GPU time per decode step, the number of kernels per step, and the top kernels by time, each with its
 count per step and its share. (Without the graph each kernel's GPU time is the same; what the
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
     folder = parser.parse_args().folder
     loaded = load_model(LoadParams(model=str(folder), dtype="bfloat16", seed=0, lora=LORA))  # type: ignore[arg-type]
-    generator = FastGenerator(loaded.causal_lm, use_graph=False)
+    generator = FastGenerator(loaded.causal_lm, use_graph=False, fold_lora=True)  # as the engine runs bf16
     prompts = [[(7 * i + j) % 1000 + 10 for j in range(PROMPT_LEN)] for i in range(ROWS)]
     settings = SamplingSettings(temperature=1.0)
 

@@ -92,3 +92,34 @@ def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel)
     stopped = generator.generate(rows, 2, 20, settings, [stop], torch.Generator().manual_seed(5))
     assert stopped[0].finish_reason == "stop" and stopped[0].ids == first[0].ids[: first[0].ids.index(stop) + 1]
     assert all(c.finish_reason == "length" or c.ids[-1] == stop for c in stopped)
+
+
+def test_folded_lora_projections_give_the_same_logits_and_follow_updates(loaded: LoadedModel) -> None:
+    rows = prompts([40, 25], seed=3)
+    settings = SamplingSettings(temperature=1.0)
+    plain, folded = FastGenerator(loaded.causal_lm), FastGenerator(loaded.causal_lm, fold_lora=True)
+
+    def sample(generator: FastGenerator) -> list:
+        return generator.generate(rows, 2, 12, settings, [], torch.Generator().manual_seed(5))
+
+    def same(a: list, b: list) -> None:
+        assert [c.ids for c in a] == [c.ids for c in b]
+        for x, y in zip(a, b):
+            assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
+
+    same(sample(plain), sample(folded))
+    # A training step changes the adapters in place: the next call folds the new weights.
+    with torch.no_grad():
+        for name, param in loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(-1.5)
+    try:
+        same(sample(plain), sample(folded))
+        assert folded.runner.folded is not None and folded.runner.folded[0].qkv_weight.shape[0] == (
+            folded.runner.heads + 2 * folded.runner.kv_heads
+        ) * folded.runner.head_dim
+    finally:
+        with torch.no_grad():
+            for name, param in loaded.model.named_parameters():
+                if "lora_B" in name:
+                    param.div_(-1.5)

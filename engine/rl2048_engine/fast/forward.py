@@ -6,6 +6,10 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
 
 - Weights are the transformers modules' own; projections are called as modules, so PEFT's LoRA
   layers on the attention projections work unchanged (LoRA on the experts does not: refused).
+  With `fold_lora`, `refresh_folded()` writes each layer's q, k and v weights (LoRA added) into
+  one matrix and o's into another, so that a projection is one GEMM: without it, a LoRA
+  projection is five kernels, two of them float32 GEMMs (PEFT keeps adapters in float32). It
+  costs a copy of the attention weights (1.2 GiB for gpt-oss-20b in bf16).
 - KV cache: one `[B, kv_heads, T, head_dim]` key and value tensor per layer. Prompts are
   left-padded, so every row writes the same slot at each step; a row's keys before its padding
   ends are masked out.
@@ -58,10 +62,32 @@ class KVCache:
         return self.keys[0].shape[2]
 
 
+@dataclass
+class FoldedProjections:
+    """One layer's attention projections with LoRA added: q, k and v as one matrix."""
+
+    qkv_weight: torch.Tensor  # [q + k + v out, H]
+    qkv_bias: torch.Tensor | None
+    o_weight: torch.Tensor
+    o_bias: torch.Tensor | None
+
+
+def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A projection's weight with its active LoRA adapters added (PEFT's own `get_delta_weight`,
+    which applies the scaling), and its bias; a plain `nn.Linear` as it is."""
+    base = getattr(linear, "base_layer", linear)
+    weight = base.weight
+    if hasattr(linear, "get_delta_weight") and not linear.disable_adapters and not linear.merged:
+        for name in linear.active_adapters:
+            if name in linear.lora_A:
+                weight = weight + linear.get_delta_weight(name).to(weight.dtype)
+    return weight, base.bias
+
+
 class GptOssRunner:
     """Prefill and decode over a static cache, calling into a loaded `GptOssForCausalLM`."""
 
-    def __init__(self, causal_lm: PreTrainedModel) -> None:
+    def __init__(self, causal_lm: PreTrainedModel, fold_lora: bool = False) -> None:
         config = causal_lm.config
         if config.model_type != "gpt_oss":
             raise ValueError(f"fast paths support gpt-oss models only, not {config.model_type!r}")
@@ -84,6 +110,37 @@ class GptOssRunner:
             experts = layer.mlp.experts
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):
                 raise ValueError("fast paths need plain experts (no LoRA on the expert weights)")
+            attn = layer.self_attn
+            for proj in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj) if fold_lora else ():
+                if any(getattr(proj, "use_dora", {}).values()) or any(getattr(proj, "lora_bias", {}).values()):
+                    raise ValueError("fold_lora supports plain LoRA (no DoRA, no lora_bias)")
+        self.fold_lora = fold_lora
+        self.folded: list[FoldedProjections] | None = None
+
+    @torch.no_grad()
+    def refresh_folded(self) -> None:
+        """Rewrite the folded projections from the current weights (after a training step). The
+        buffers keep their memory from call to call, so a captured CUDA graph reads the new values."""
+        if not self.fold_lora:
+            return
+        fresh = []
+        for layer in self.layers:
+            attn = layer.self_attn
+            (wq, bq), (wk, bk), (wv, bv) = (folded_weight(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
+            wo, bo = folded_weight(attn.o_proj)
+            qkv_bias = torch.cat([bq, bk, bv]) if bq is not None and bk is not None and bv is not None else None
+            fresh.append(FoldedProjections(torch.cat([wq, wk, wv]), qkv_bias, wo, bo))
+        if self.folded is None:
+            self.folded = [
+                FoldedProjections(f.qkv_weight.clone(), None if f.qkv_bias is None else f.qkv_bias.clone(), f.o_weight.clone(), None if f.o_bias is None else f.o_bias.clone())
+                for f in fresh
+            ]  # fmt: skip
+            return
+        for mine, new in zip(self.folded, fresh):
+            for field in ("qkv_weight", "qkv_bias", "o_weight", "o_bias"):
+                target = getattr(mine, field)
+                if target is not None:
+                    target.copy_(getattr(new, field))
 
     # --- tables and masks -------------------------------------------------------------------
 
@@ -146,9 +203,15 @@ class GptOssRunner:
     ) -> torch.Tensor:
         batch, seq, _ = x.shape
         groups = self.heads // self.kv_heads
-        q = attn.q_proj(x).view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+        folded = self.folded[layer] if self.folded is not None else None
+        if folded is not None:
+            q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+            q, k, v = F.linear(x, folded.qkv_weight, folded.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
+        else:
+            q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+        q = q.reshape(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         keys, values = cache.keys[layer], cache.values[layer]
         keys.index_copy_(2, write_slots, k)
@@ -163,7 +226,7 @@ class GptOssRunner:
         probs = probs.to(values.dtype).view(batch, self.kv_heads, groups * seq, -1)
         out = torch.matmul(probs, values).view(batch, self.kv_heads, groups, seq, self.head_dim)
         out = out.permute(0, 3, 1, 2, 4).reshape(batch, seq, self.heads * self.head_dim)
-        return attn.o_proj(out)
+        return F.linear(out, folded.o_weight, folded.o_bias) if folded is not None else attn.o_proj(out)
 
     def moe(self, mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

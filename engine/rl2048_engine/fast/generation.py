@@ -11,7 +11,8 @@ changes is how a step runs:
 
 The graph and cache are kept for the next call with the same batch and cache size (sizes are
 rounded up to `SLOT_ROUNDING` so that they repeat); LoRA weights updated in place by the
-optimizer are seen by the graph, since it reads the parameters' own memory.
+optimizer are seen by the graph, since it reads the parameters' own memory (with `fold_lora`,
+the folded projections, which each call rewrites in place).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class _DecodeState:
 
 
 class FastGenerator:
-    def __init__(self, causal_lm: PreTrainedModel, use_graph: bool | None = None) -> None:
-        self.runner = GptOssRunner(causal_lm)
+    def __init__(self, causal_lm: PreTrainedModel, use_graph: bool | None = None, fold_lora: bool = False) -> None:
+        self.runner = GptOssRunner(causal_lm, fold_lora=fold_lora)
         self.use_graph = self.runner.device.type == "cuda" if use_graph is None else use_graph
         self.state: _DecodeState | None = None
 
@@ -61,6 +62,7 @@ class FastGenerator:
         generator: torch.Generator,
     ) -> list[Completion]:
         runner, device = self.runner, self.runner.device
+        runner.refresh_folded()  # the weights may have changed since the last call
         rows = [p for p in prompts for _ in range(n)]
         batch = len(rows)
         pad_id = stop_token_ids[0] if stop_token_ids else 0
