@@ -6,8 +6,9 @@
  * shares, with standard errors over programs.
  *
  *   npx tsx bench/learning/run.ts --name cpu --steps 150 [--samples 256] [--games 4]
- *       [--preset tiny] [--set key=value ...] [--eval-only]
+ *       [--preset tiny] [--set key=value ...] [--resume] [--eval-only]
  *
+ * --resume continues the run's last checkpoint (a run cut short, e.g. by a device's time limit).
  * Writes bench/learning/<name>/ (the training run itself goes to .cache/learning-<name>/).
  */
 import { spawnSync } from "node:child_process";
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     games: { type: "string", default: "4" },
     preset: { type: "string", default: "tiny" },
     set: { type: "string", multiple: true, default: [] },
+    resume: { type: "boolean", default: false },
     "eval-only": { type: "boolean", default: false },
   },
 });
@@ -66,6 +68,7 @@ const started = performance.now();
 if (!values["eval-only"]) {
   const args = ["bin/rl2048.js", "train", "--preset", values.preset, "--steps", values.steps];
   args.push("--output-dir", runParent, "--run-name", runName);
+  if (values.resume) args.push("--resume", runDir);
   for (const s of values.set) args.push("--set", s);
   const train = spawnSync(process.execPath, args, { cwd: REPO_ROOT, stdio: "inherit" });
   if (train.status !== 0) throw new Error(`training failed (exit ${train.status})`);

@@ -10,6 +10,8 @@ import { ChatTemplate } from "./chatTemplate.ts";
 /** A stand-in engine for the protocol's failure paths (the real one is tested below). */
 const FAKE_ENGINE = String.raw`
 import json, sys, time
+if sys.argv[1:] == ["crash"]:  # dies at start, as Python does on a missing module
+    sys.exit("Traceback (most recent call last):\nModuleNotFoundError: No module named 'pydantic'")
 protocol = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 for line in sys.stdin:
     req = json.loads(line)
@@ -116,6 +118,13 @@ describe("EngineClient protocol handling (fake engine)", () => {
     expect(engine.alive).toBe(true);
     expect((await engine.info()).protocol).toBe(1);
     await engine.shutdown();
+  });
+
+  it("shows the traceback of an engine that dies as it starts", async () => {
+    await expect(start(["crash"])).rejects.toMatchObject({
+      kind: "engine_died",
+      message: expect.stringContaining("No module named 'pydantic'"),
+    });
   });
 
   it("stops an engine that does not answer in time", async () => {

@@ -212,7 +212,9 @@ export class EngineClient {
         new EngineError("spawn", `cannot start the engine with ${python}: ${err.message}${hint}`),
       );
     });
-    child.on("exit", (code, signal) => {
+    // "close", not "exit": it comes once stderr is read to the end, so a Python that dies at
+    // start (an import error, say) still has its traceback in the message.
+    child.on("close", (code, signal) => {
       if (this.closing && this.dead === null) {
         this.dead = new EngineError("engine_died", "the engine was shut down");
         return;
