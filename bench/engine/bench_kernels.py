@@ -15,8 +15,6 @@ experts read by the decode kernels, bf16 bytes written by the dequantization. Pr
 from __future__ import annotations
 
 import json
-import statistics
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,28 +22,10 @@ import triton
 
 from rl2048_engine.fast.moe_kernels import dequantize_experts, grouped_linear, grouped_linear_t
 from rl2048_engine.fast.mxfp4_experts import dequantize
+from timing import median_us, rel_err  # bench/engine/timing.py
 
 EXPERTS, TOKENS, TOP_K = 32, 8, 4
 SHAPES = {"gate_up": (5760, 2880), "down": (2880, 2880)}  # (out, in)
-
-
-def median_us(fn: Callable[[], object], repeat: int = 20, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1000)
-    return statistics.median(times)
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return float((got.float() - want.float()).norm() / want.float().norm())
 
 
 def routing(gen: torch.Generator) -> tuple[torch.Tensor, int]:

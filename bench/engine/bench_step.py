@@ -60,6 +60,7 @@ from rl2048_engine.optim import make_optimizer, make_scheduler
 from rl2048_engine.params import LoadParams, LossParams, OptimParams, TrainStepParams
 from rl2048_engine.sampling import SamplingSettings
 from rl2048_engine.training import Trainer
+from timing import median_us, rel_err  # bench/engine/timing.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS, ACCUM = 4, 2, 150, 200, 4
 LORA = {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -192,28 +193,10 @@ def floor(loaded: LoadedModel, ceilings: dict[str, float], expert_bytes_per_para
 # --- kernel checks ----------------------------------------------------------------------------
 
 
-def median_us(fn: Callable[[], Any], repeat: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeat):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e) * 1000)
-    return sorted(times)[repeat // 2]
-
-
 def routing(pairs: int, experts: int, seed: int) -> torch.Tensor:
     """Cumulative row ends per expert for `pairs` rows routed at random (some experts get none)."""
     ids = torch.randint(0, experts, (pairs,), generator=torch.Generator().manual_seed(seed))
     return torch.bincount(ids, minlength=experts).cumsum(0).to(torch.int32).cuda()
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return float((got.float() - want.float()).norm() / want.float().norm())
 
 
 @torch.no_grad()

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench_kernels import EXPERTS, SHAPES, TOKENS, TOP_K, median_us, rel_err, routing
+from bench_kernels import EXPERTS, SHAPES, TOKENS, TOP_K, routing
 from rl2048_engine.fast import moe_kernels
 from rl2048_engine.fast.mxfp4_experts import dequantize
+from timing import median_us, rel_err
 
 ROWS_TILE = 16
 GRID: dict[str, list[dict[str, int]]] = {
