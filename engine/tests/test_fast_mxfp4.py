@@ -53,11 +53,14 @@ def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder
     load = dict(model=str(tiny_mxfp4_folder), dtype="float32", device="cpu", lora=ATTENTION_LORA)
     call("load", **load, fast=True, experts="mxfp4")
     assert engine.fast_generator is not None
+    assert not engine.fast_generator.runner.fold_lora  # MXFP4 mode keeps to its memory budget
     fast = call("generate", prompts=PROMPTS, n=2, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
     items = [{"prompt": PROMPTS[c["prompt_index"]], "completion": c["ids"], "advantage": 1.0} for c in fast["completions"]]
     assert call("train_step", items=items, gradient_accumulation_steps=2)["step"] == 1
     call("load", **load)
     plain = call("generate", prompts=PROMPTS, n=2, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
     assert [c["ids"] for c in fast["completions"]] == [c["ids"] for c in plain["completions"]]
+    call("load", **{**load, "model": str(tiny_folder)}, fast=True)
+    assert engine.fast_generator is not None and engine.fast_generator.runner.fold_lora  # bf16 mode folds LoRA
     with pytest.raises(AssertionError, match="needs a folder with MXFP4 experts"):
         call("load", **{**load, "model": str(tiny_folder)}, experts="mxfp4")
