@@ -23,7 +23,7 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,18 @@ class FoldedProjections:
     qkv_bias: torch.Tensor | None
     o_weight: torch.Tensor
     o_bias: torch.Tensor | None
+
+    @staticmethod
+    def of(attn: nn.Module) -> FoldedProjections:
+        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = map(folded_weight, (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
+        qkv_bias = None if bq is None or bk is None or bv is None else torch.cat([bq, bk, bv])
+        return FoldedProjections(torch.cat([wq, wk, wv]), qkv_bias, wo, bo)
+
+    def copy_(self, other: FoldedProjections) -> None:
+        for field in fields(self):
+            mine = getattr(self, field.name)
+            if mine is not None:
+                mine.copy_(getattr(other, field.name))
 
 
 def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -119,28 +131,16 @@ class GptOssRunner:
 
     @torch.no_grad()
     def refresh_folded(self) -> None:
-        """Rewrite the folded projections from the current weights (after a training step). The
-        buffers keep their memory from call to call, so a captured CUDA graph reads the new values."""
+        """Rewrite the folded projections from the current weights (after a training step), a
+        layer at a time. The buffers keep their memory from call to call, so a captured CUDA graph
+        reads the new values."""
         if not self.fold_lora:
             return
-        fresh = []
-        for layer in self.layers:
-            attn = layer.self_attn
-            (wq, bq), (wk, bk), (wv, bv) = (folded_weight(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-            wo, bo = folded_weight(attn.o_proj)
-            qkv_bias = torch.cat([bq, bk, bv]) if bq is not None and bk is not None and bv is not None else None
-            fresh.append(FoldedProjections(torch.cat([wq, wk, wv]), qkv_bias, wo, bo))
         if self.folded is None:
-            self.folded = [
-                FoldedProjections(f.qkv_weight.clone(), None if f.qkv_bias is None else f.qkv_bias.clone(), f.o_weight.clone(), None if f.o_bias is None else f.o_bias.clone())
-                for f in fresh
-            ]  # fmt: skip
+            self.folded = [FoldedProjections.of(layer.self_attn) for layer in self.layers]
             return
-        for mine, new in zip(self.folded, fresh):
-            for field in ("qkv_weight", "qkv_bias", "o_weight", "o_bias"):
-                target = getattr(mine, field)
-                if target is not None:
-                    target.copy_(getattr(new, field))
+        for mine, layer in zip(self.folded, self.layers):
+            mine.copy_(FoldedProjections.of(layer.self_attn))
 
     # --- tables and masks -------------------------------------------------------------------
 
