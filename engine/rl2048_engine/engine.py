@@ -127,26 +127,12 @@ class Engine:
         assert generator is not None
         if p.seed is not None:
             generator = torch.Generator(device=loaded.device).manual_seed(p.seed)
+        settings = SamplingSettings(p.temperature, p.top_p, p.top_k, p.min_p)
+        stops = loaded.stop_token_ids if p.stop_token_ids is None else p.stop_token_ids
         if self.fast_generator is not None:
-            completions = self.fast_generator.generate(
-                p.prompts,
-                p.n,
-                p.max_new_tokens,
-                SamplingSettings(p.temperature, p.top_p, p.top_k, p.min_p),
-                loaded.stop_token_ids if p.stop_token_ids is None else p.stop_token_ids,
-                generator,
-            )
-            return {"completions": [asdict(c) for c in completions]}
-        completions = generate(
-            loaded.model,
-            p.prompts,
-            p.n,
-            p.max_new_tokens,
-            SamplingSettings(p.temperature, p.top_p, p.top_k, p.min_p),
-            loaded.stop_token_ids if p.stop_token_ids is None else p.stop_token_ids,
-            generator,
-            loaded.device,
-        )
+            completions = self.fast_generator.generate(p.prompts, p.n, p.max_new_tokens, settings, stops, generator)
+        else:
+            completions = generate(loaded.model, p.prompts, p.n, p.max_new_tokens, settings, stops, generator, loaded.device)
         return {"completions": [asdict(c) for c in completions]}
 
     def logprobs(self, p: LogprobsParams) -> dict[str, Any]:
