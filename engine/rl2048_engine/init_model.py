@@ -28,12 +28,17 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .mxfp4 import quantize_mxfp4
 from .templates.sample_text import SAMPLE_TEXTS
 from .templates.tokenizer import build_tokenizer, special_token_id
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 TRANSFORMERS_VERSION = "4.55.0.dev0"
 """The version string gpt-oss-20b was published with (kept in config.json as published)."""
@@ -299,20 +304,25 @@ def chat_template() -> str:
     return resources.files("rl2048_engine.templates").joinpath("harmony.jinja").read_text()
 
 
-def write_tokenizer(folder: Path, preset: Preset, texts: list[str] = SAMPLE_TEXTS) -> None:
-    """tokenizer.json, tokenizer_config.json, special_tokens_map.json and chat_template.jinja."""
+def hf_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """A `tokenizers` tokenizer as transformers loads gpt-oss's: its special tokens, our chat template."""
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=build_tokenizer(texts, preset.regular_vocab_size, preset.vocab_size),
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
         bos_token="<|startoftext|>",
         eos_token="<|return|>",
         pad_token="<|endoftext|>",
         clean_up_tokenization_spaces=False,
         model_input_names=["input_ids", "attention_mask"],
     )
-    tokenizer.chat_template = chat_template()
-    tokenizer.save_pretrained(str(folder))
+    fast.chat_template = chat_template()
+    return fast
+
+
+def write_tokenizer(folder: Path, preset: Preset, texts: list[str] = SAMPLE_TEXTS) -> None:
+    """tokenizer.json, tokenizer_config.json, special_tokens_map.json and chat_template.jinja."""
+    hf_tokenizer(build_tokenizer(texts, preset.regular_vocab_size, preset.vocab_size)).save_pretrained(str(folder))
     # The published class name (transformers 5 writes its own alias), so 4.x loads it too.
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text())

@@ -28,14 +28,23 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
 from .engine import Engine
-from .init_model import PRESETS, Preset, TensorMaker, chat_template, generation_config, model_config
-from .init_model import Progress, tensor_specs, write_weights
+from .init_model import (
+    PRESETS,
+    Preset,
+    Progress,
+    TensorMaker,
+    generation_config,
+    hf_tokenizer,
+    model_config,
+    tensor_specs,
+    write_weights,
+)
 from .params import LoadParams, OptimParams, SaveParams, ScoredItem, SftStepParams
-from .templates.tokenizer import special_tokens
+from .templates.tokenizer import build_tokenizer, special_tokens
 
 LINE_PATTERN = r"[^\n]*\n|[^\n]+"
 """Pre-tokenizer split: each line with its newline (BPE merges never cross a line)."""
@@ -48,47 +57,9 @@ def line_tokenizer(texts: Iterable[str], preset: Preset) -> Tokenizer:
     """Byte-level BPE trained on `texts` split by line, ids laid out as templates/tokenizer.py."""
     specials = special_tokens(preset.regular_vocab_size, preset.vocab_size)
     special_split = re.compile("|".join(re.escape(s) for s in specials.values()))
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(LINE_PATTERN), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=preset.regular_vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
     # Specials are matched before BPE at encoding time, so they are left out of training.
     pieces = (piece for text in texts for piece in special_split.split(text) if piece)
-    tokenizer.train_from_iterator(pieces, trainer=trainer)
-
-    vocab = tokenizer.get_vocab(with_added_tokens=False)
-    merges = [tuple(m) for m in json.loads(tokenizer.to_str())["model"]["merges"]]
-    filler = 0
-    while len(vocab) < preset.regular_vocab_size:  # dense ids up to the specials
-        vocab.setdefault(f"<unused{filler}>", len(vocab))
-        filler += 1
-    tokenizer.model = models.BPE(vocab=vocab, merges=merges)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials.values()])
-    for token_id, token in specials.items():
-        assert tokenizer.token_to_id(token) == token_id, (token, token_id)
-    return tokenizer
-
-
-def hf_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|startoftext|>",
-        eos_token="<|return|>",
-        pad_token="<|endoftext|>",
-        clean_up_tokenization_spaces=False,
-        model_input_names=["input_ids", "attention_mask"],
-    )
-    fast.chat_template = chat_template()
-    return fast
+    return build_tokenizer(pieces, preset.regular_vocab_size, preset.vocab_size, split_pattern=LINE_PATTERN)
 
 
 def conversation(fast: PreTrainedTokenizerFast, prompt: str, effort: str, answer: str | None) -> str:

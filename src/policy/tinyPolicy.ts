@@ -69,6 +69,7 @@ function cacheKey(settings: TinyPolicySettings, data: ReturnType<typeof training
   for (const file of [
     "engine/rl2048_engine/tiny_policy.py",
     "engine/rl2048_engine/init_model.py",
+    "engine/rl2048_engine/templates/tokenizer.py",
   ]) {
     hash.update(readFileSync(join(REPO_ROOT, file)));
   }

@@ -74,14 +74,17 @@ def special_token_id(name: str, regular_size: int) -> int:
     return regular_size + published - PUBLISHED_SPECIAL_START
 
 
-def build_tokenizer(texts: Iterable[str], regular_size: int, vocab_size: int) -> Tokenizer:
-    """Train byte-level BPE on `texts`; ids laid out as the module doc says."""
+def build_tokenizer(
+    texts: Iterable[str], regular_size: int, vocab_size: int, split_pattern: str = O200K_PATTERN
+) -> Tokenizer:
+    """Train byte-level BPE on `texts`, pre-tokenized by `split_pattern` then byte-level (o200k's
+    by default); ids laid out as the module doc says."""
     if regular_size < 256:
         raise ValueError("regular_size must be at least 256 (the byte alphabet)")
     specials = special_tokens(regular_size, vocab_size)
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = _pre_tokenizer()
+    tokenizer.pre_tokenizer = _pre_tokenizer(split_pattern)
     trainer = trainers.BpeTrainer(
         vocab_size=regular_size,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -108,10 +111,10 @@ def build_tokenizer(texts: Iterable[str], regular_size: int, vocab_size: int) ->
     return tokenizer
 
 
-def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+def _pre_tokenizer(split_pattern: str) -> pre_tokenizers.PreTokenizer:
     return pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(O200K_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(split_pattern), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
         ]
     )
