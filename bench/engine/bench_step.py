@@ -69,6 +69,15 @@ GIB = 1024**3
 GPU = torch.cuda.is_available()
 
 
+def step_params(pairs: list[tuple[list[int], list[int]]], old_logprobs: list[list[float]]) -> TrainStepParams:
+    """The seed step's update on these completions: advantages +1 and -1 in turn, sampling logprobs as old."""
+    items = [
+        {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": lp}
+        for j, ((p, c), lp) in enumerate(zip(pairs, old_logprobs))
+    ]
+    return TrainStepParams(items=items, loss=LOSS, gradient_accumulation_steps=ACCUM)  # type: ignore[arg-type]
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     """Run `fn`; return its result, seconds, and peak GPU GiB during it."""
     if GPU:
@@ -363,14 +372,7 @@ def main() -> None:
     checks["plain_batch1_vs_batched_mean_abs"] = float((alone - reference).abs().mean())
 
     # Train: plain, then ours from the same weights and optimizer state.
-    train_params = TrainStepParams(
-        items=[
-            {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": lp}
-            for j, ((p, c), lp) in enumerate(zip(ours_pairs, sampled.tolist()))
-        ],
-        loss=LOSS,
-        gradient_accumulation_steps=ACCUM,
-    )
+    train_params = step_params(ours_pairs, sampled.tolist())
     start_weights = {k: v.clone() for k, v in get_peft_model_state_dict(loaded.model).items()}
     start_optim = optimizer.state_dict()
     plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
@@ -469,14 +471,7 @@ def mxfp4_mode(
     with torch.no_grad():
         same, _ = token_logprobs(loaded.causal_lm, make_batch(bf16_pairs, device))
     checks["mxfp4_vs_bf16_logprobs_mean_abs"] = float((same - bf16_logprobs).abs().mean())
-    params = TrainStepParams(
-        items=[
-            {"prompt": p, "completion": c, "advantage": 1.0 if j % 2 == 0 else -1.0, "old_logprobs": o}
-            for j, ((p, c), o) in enumerate(zip(pairs, sampled.tolist()))
-        ],
-        loss=LOSS,
-        gradient_accumulation_steps=ACCUM,
-    )
+    params = step_params(pairs, sampled.tolist())
     for label in ("train (first call)", "train"):
         metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
         record(label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))

@@ -70,6 +70,13 @@ def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr
 
 
 @triton.jit
+def _expert_rows(offsets_ptr, e):  # type: ignore[no-untyped-def]
+    """First and past-the-end row of expert e (`offsets`: cumulative row ends)."""
+    end = tl.load(offsets_ptr + e)
+    return tl.where(e > 0, tl.load(offsets_ptr + tl.maximum(e - 1, 0)), 0), end
+
+
+@triton.jit
 def _grouped_kernel(
     x_ptr,
     out_ptr,
@@ -91,9 +98,7 @@ def _grouped_kernel(
     e = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
-    end = tl.load(offsets_ptr + e)
-    start = tl.where(e > 0, tl.load(offsets_ptr + tl.maximum(e - 1, 0)), 0)
-    m0 = start
+    m0, end = _expert_rows(offsets_ptr, e)
     while m0 < end:
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
@@ -139,9 +144,7 @@ def _grouped_mx_t_kernel(
     e = tl.program_id(0)
     g0 = tl.program_id(1) * (BLOCK_C // 32)
     c = g0 * 32 + tl.arange(0, BLOCK_C)  # columns of out
-    end = tl.load(offsets_ptr + e)
-    start = tl.where(e > 0, tl.load(offsets_ptr + tl.maximum(e - 1, 0)), 0)
-    m0 = start
+    m0, end = _expert_rows(offsets_ptr, e)
     while m0 < end:
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
