@@ -220,10 +220,17 @@ export class EngineClient {
         return;
       }
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      // First line: how it ended and its last stderr line (usually the exception); then the tail.
+      const last = this.stderrTail
+        .filter((line) => line.trim())
+        .at(-1)
+        ?.trim();
       const tail = this.stderrTail.length
-        ? `; its last stderr lines:\n${this.stderrTail.join("\n")}`
+        ? `\nits last stderr lines:\n${this.stderrTail.join("\n")}`
         : "";
-      this.fail(new EngineError("engine_died", `the engine ${how}${tail}`));
+      this.fail(
+        new EngineError("engine_died", `the engine ${how}${last ? `: ${last}` : ""}${tail}`),
+      );
     });
     child.stdin?.on("error", () => {
       // A broken pipe means the engine is gone; the exit handler reports it.

@@ -6,8 +6,9 @@ describe("describeFailure", () => {
   it("names a dead engine's exception in its one line", () => {
     const died = new EngineError(
       "engine_died",
-      "the engine exited with code 1; its last stderr lines:\nTraceback (most recent call last):\n" +
-        "  File \"server.py\", line 20\nModuleNotFoundError: No module named 'pydantic'\n",
+      "the engine exited with code 1: ModuleNotFoundError: No module named 'pydantic'\n" +
+        "its last stderr lines:\nTraceback (most recent call last):\n" +
+        "  File \"server.py\", line 20\nModuleNotFoundError: No module named 'pydantic'",
     );
     expect(describeFailure(died)).toBe(
       "the engine stopped: the engine exited with code 1: ModuleNotFoundError: No module named 'pydantic'",

@@ -148,12 +148,10 @@ export async function writeExport(
 /** The one line a failed run prints (RL2048_DEBUG=1 prints the whole error too). */
 export function describeFailure(err: unknown): string {
   if (err instanceof EngineError) {
-    const [first = "", ...rest] = err.message.split("\n");
-    if (err.kind !== "engine_died") return `engine ${err.kind}: ${first}`;
-    // A dead engine's message ends with its stderr; its last line is usually the exception.
-    const last = rest.filter((line) => line.trim()).at(-1);
-    const how = first.replace(/; its last stderr lines:$/, "");
-    return `the engine stopped: ${how}${last ? `: ${last.trim()}` : ""}`;
+    const first = err.message.split("\n")[0];
+    return err.kind === "engine_died"
+      ? `the engine stopped: ${first}`
+      : `engine ${err.kind}: ${first}`;
   }
   if (err instanceof Error) return err.message.split("\n")[0] || err.name;
   return String(err);
