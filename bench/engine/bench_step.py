@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoConfig
 
-from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels
+from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
 from rl2048_engine.fast.training import train_step_fused
@@ -218,7 +218,9 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
         for name, w in (("gate_up", experts.gate_up_proj), ("down", experts.down_proj)):
             x = torch.randn(32, w.shape[1], device="cuda", dtype=w.dtype)
             offs = routing(32, w.shape[0], 0)
-            checks[f"kernel_dense_{name}_rel_err"] = rel_err(grouped_linear(x, offs, weight=w), F.grouped_mm(x, w, offs=offs))
+            checks[f"kernel_dense_{name}_rel_err"] = rel_err(
+                grouped_linear(x, offs, weight=w), F.grouped_mm(x, w, offs=offs)
+            )
             checks[f"kernel_dense_{name}_us"] = median_us(lambda: grouped_linear(x, offs, weight=w))
             checks[f"grouped_mm_{name}_us"] = median_us(lambda: F.grouped_mm(x, w, offs=offs))
         ok = checks["kernel_dense_gate_up_rel_err"] < 1e-2 and checks["kernel_dense_down_rel_err"] < 1e-2
@@ -244,7 +246,9 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
             errs.append(rel_err(dequantize_experts(blocks, scales, chosen, torch.bfloat16), want))
             checks[f"kernel_dequantize_{name}_rel_err"] = errs[-1]
             every = torch.arange(blocks.shape[0], device="cuda")
-            checks[f"kernel_dequantize_{name}_all_us"] = median_us(lambda: dequantize_experts(blocks, scales, every, torch.bfloat16))
+            checks[f"kernel_dequantize_{name}_all_us"] = median_us(
+                lambda: dequantize_experts(blocks, scales, every, torch.bfloat16)
+            )
             checks[f"torch_dequantize_{name}_all_us"] = median_us(lambda: dequantize(blocks, scales, torch.bfloat16), 5)
             k = blocks.shape[2] * 32
             for rows in (32, 4096):
@@ -256,7 +260,9 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
                     errs.append(rel_err(grouped_linear(x, offs, blocks=blocks, scales=scales), want))
                     checks[f"kernel_mx_{name}_{rows}_rel_err"] = errs[-1]
                     dy = torch.randn(rows, blocks.shape[1], device="cuda", dtype=torch.bfloat16)
-                    errs.append(rel_err(grouped_linear_t(dy, offs, blocks, scales), F.grouped_mm(dy, weight, offs=routed_offs)))
+                    errs.append(
+                        rel_err(grouped_linear_t(dy, offs, blocks, scales), F.grouped_mm(dy, weight, offs=routed_offs))
+                    )
                     checks[f"kernel_mx_t_{name}_{rows}_rel_err"] = errs[-1]
                     if rows == 32:
 
@@ -264,7 +270,9 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
                             w, o = dequantize_routed(blocks, scales, offs, x.dtype)
                             return F.grouped_mm(x, w.transpose(-1, -2), offs=o)
 
-                        checks[f"kernel_mx_{name}_32_us"] = median_us(lambda: grouped_linear(x, offs, blocks=blocks, scales=scales))
+                        checks[f"kernel_mx_{name}_32_us"] = median_us(
+                            lambda: grouped_linear(x, offs, blocks=blocks, scales=scales)
+                        )
                         checks[f"dequantize_routed_grouped_mm_{name}_32_us"] = median_us(dequantized)
                     del weight
         ok = max(errs) < 1e-2
@@ -353,9 +361,13 @@ def main() -> None:
     record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
     ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(ours_pairs, loaded.device)
+    use_fast_experts(loaded.causal_lm)  # as the engine does in fast mode
     with torch.no_grad():
+        _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
+        record("ours", "logprobs (first call: compiles)", seconds, peak)
         (ours_lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
     record("ours", "logprobs", seconds, peak)
+    loaded.causal_lm.set_experts_implementation("grouped_mm")  # transformers' own, for the plain way
 
     # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
     with torch.no_grad():
@@ -377,6 +389,7 @@ def main() -> None:
     start_optim = optimizer.state_dict()
     plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
     record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
+    use_fast_experts(loaded.causal_lm)
     for i in range(2):
         set_peft_model_state_dict(loaded.model, start_weights)
         optimizer.load_state_dict(start_optim)
@@ -408,7 +421,11 @@ def fast_prefill_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list
     pad = torch.zeros(ids.shape[0], dtype=torch.long, device=loaded.device)
     positions = slots.unsqueeze(0).expand(ids.shape[0], -1)
     hidden = runner.forward(
-        runner.embed(ids), cos[positions], sin[positions], slots, runner.masks(slots, pad, width),
+        runner.embed(ids),
+        cos[positions],
+        sin[positions],
+        slots,
+        runner.masks(slots, pad, width),
         KVCache.empty(runner, ids.shape[0], width),
     )
     logits = runner.head(hidden[:, prompt_len - 1 : -1]).float()
@@ -464,6 +481,8 @@ def mxfp4_mode(
     pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(pairs, device)
     with torch.no_grad():
+        _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
+        record("logprobs (first call: compiles)", seconds, peak)
         (lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
     record("logprobs", seconds, peak)
     sampled = torch.tensor([c.logprobs for c in completions], device=device)

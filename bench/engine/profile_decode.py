@@ -1,12 +1,13 @@
-"""Where one decode step of the fast generator spends its GPU time, by kernel.
+"""Where the GPU time goes, by kernel: one decode step of the fast generator, and one GRPO update.
 
     PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
 
-Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded), generates 8 x 24 tokens
-without the CUDA graph under torch.profiler, takes away a 1-token call (the prefill), and prints
-one JSON object: the kernels' GPU time per decode step, the number of kernels per step, and the top kernels by time, each with its
-count per step and its share. (Without the graph each kernel's GPU time is the same; what the
-graph removes is the host's launch time.)
+Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded, compiled layer
+functions). Decode: generates 8 x 24 tokens without the CUDA graph under torch.profiler and takes
+away a 1-token call (the prefill). Train: one `train_step_fused` on 8 completions of 200 tokens
+(the seed's update). Prints one JSON object: for each, the kernels' GPU time, the number of
+kernels, and the top kernels by time, each with its count and its share. (Without the graph each
+kernel's GPU time is the same; what the graph removes is the host's launch time.)
 """
 
 from __future__ import annotations
@@ -14,60 +15,85 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench_step import LORA
+from bench_step import LORA, NEW_TOKENS, step_params
+from rl2048_engine.fast.forward import use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.fast.training import train_step_fused
 from rl2048_engine.loading import load_model
-from rl2048_engine.params import LoadParams
+from rl2048_engine.optim import make_optimizer, make_scheduler
+from rl2048_engine.params import LoadParams, OptimParams
 from rl2048_engine.sampling import SamplingSettings
+from rl2048_engine.training import Trainer
 
 ROWS, PROMPT_LEN, TOKENS = 8, 150, 24
+Kernels = dict[str, list[float]]
+
+
+def kernels(fn: Callable[[], Any]) -> Kernels:
+    """Kernel name -> [count, GPU microseconds] for one call of `fn` (after a warm-up call)."""
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    out: Kernels = defaultdict(lambda: [0, 0.0])
+    for event in prof.events():
+        if event.device_type.name == "CUDA":
+            out[event.name[:90]][0] += 1
+            out[event.name[:90]][1] += event.device_time
+    return out
+
+
+def report(per_kernel: Kernels, per: int, unit: str) -> dict[str, Any]:
+    total_us = sum(us for _, us in per_kernel.values())
+    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:30]
+    return {
+        f"gpu_us_per_{unit}": round(total_us / per, 1),
+        f"kernels_per_{unit}": round(sum(n for n, _ in per_kernel.values()) / per, 1),
+        "top": [
+            {"kernel": k, f"per_{unit}": round(n / per, 2), f"us_per_{unit}": round(us / per, 1), "share": round(us / total_us, 3)}
+            for k, (n, us) in top
+        ],
+    }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
     folder = parser.parse_args().folder
-    loaded = load_model(LoadParams(model=str(folder), dtype="bfloat16", seed=0, lora=LORA))  # type: ignore[arg-type]
+    optim = OptimParams(lr=5e-5)
+    loaded = load_model(LoadParams(model=str(folder), dtype="bfloat16", seed=0, lora=LORA, optim=optim))  # type: ignore[arg-type]
     generator = FastGenerator(loaded.causal_lm, use_graph=False, fold_lora=True)  # as the engine runs bf16
+    use_fast_experts(loaded.causal_lm)
     prompts = [[(7 * i + j) % 1000 + 10 for j in range(PROMPT_LEN)] for i in range(ROWS)]
     settings = SamplingSettings(temperature=1.0)
 
-    def kernels(tokens: int) -> dict[str, list[float]]:
-        """Kernel name -> [count, GPU microseconds] for one generate call of `tokens` tokens."""
+    def generate(tokens: int) -> Kernels:
         gen = torch.Generator(device=loaded.device).manual_seed(0)
-        generator.generate(prompts, 1, tokens, settings, [], gen)  # warm-up
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            generator.generate(prompts, 1, tokens, settings, [], gen)
-            torch.cuda.synchronize()
-        out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-        for event in prof.events():
-            if event.device_type.name == "CUDA":
-                out[event.name[:90]][0] += 1
-                out[event.name[:90]][1] += event.device_time
-        return out
+        return kernels(lambda: generator.generate(prompts, 1, tokens, settings, [], gen))
 
     # Decode steps alone: a call of TOKENS tokens minus a call of 1 (the prefill and its sample).
-    long, short = kernels(TOKENS), kernels(1)
-    steps = TOKENS - 1
-    per_kernel = {
+    long, short = generate(TOKENS), generate(1)
+    decode = {
         name: [n - short.get(name, [0, 0.0])[0], us - short.get(name, [0, 0.0])[1]] for name, (n, us) in long.items()
     }
-    total_us = sum(us for _, us in per_kernel.values())
-    top = sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:30]
+
+    optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
+    trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
+    pairs = [(p, [(3 * i + j) % 1000 + 10 for j in range(NEW_TOKENS)]) for i, p in enumerate(prompts)]
+    params = step_params(pairs, [[-1.0] * NEW_TOKENS for _ in pairs])
+    train = kernels(lambda: train_step_fused(trainer, params))
     print(json.dumps({
         "device": torch.cuda.get_device_name(),
-        "gpu_us_per_step": round(total_us / steps, 1),
-        "kernels_per_step": round(sum(n for n, _ in per_kernel.values()) / steps, 1),
-        "top": [
-            {"kernel": k, "per_step": round(n / steps, 2), "us_per_step": round(us / steps, 1), "share": round(us / total_us, 3)}
-            for k, (n, us) in top
-        ],
+        "decode": report(decode, TOKENS - 1, "step"),
+        "train": report(train, 1, "update"),
     }, indent=1))  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from . import __version__
 from .errors import EngineError
+from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
 from .fast.training import train_step_fused
 from .generation import generate
@@ -103,6 +104,8 @@ class Engine:
                 # Folding LoRA into the attention weights costs their size again (1.2 GiB for
                 # gpt-oss-20b): not in MXFP4 mode, whose point is to fit in 16 GB.
                 self.fast_generator = FastGenerator(loaded.causal_lm, fold_lora=p.experts != "mxfp4")
+                if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
+                    use_fast_experts(loaded.causal_lm)
             except ValueError as err:
                 raise EngineError("bad_request", f"fast: {err}") from err
         config = loaded.causal_lm.config

@@ -53,7 +53,11 @@ def test_prefill_logits_match_the_transformers_forward(loaded: LoadedModel) -> N
     write = torch.arange(width)
     with torch.no_grad():
         hidden = runner.forward(
-            runner.embed(ids), cos[positions], sin[positions], write, runner.masks(write, pad, slots),
+            runner.embed(ids),
+            cos[positions],
+            sin[positions],
+            write,
+            runner.masks(write, pad, slots),
             KVCache.empty(runner, 2, slots),
         )
         fast = runner.head(hidden).float()
@@ -115,11 +119,30 @@ def test_folded_lora_projections_give_the_same_logits_and_follow_updates(loaded:
                 param.mul_(-1.5)
     try:
         same(sample(plain), sample(folded))
-        assert folded.runner.folded is not None and folded.runner.folded[0].qkv_weight.shape[0] == (
-            folded.runner.heads + 2 * folded.runner.kv_heads
-        ) * folded.runner.head_dim
+        assert (
+            folded.runner.folded is not None
+            and folded.runner.folded[0].qkv_weight.shape[0]
+            == (folded.runner.dims.heads + 2 * folded.runner.dims.kv_heads) * folded.runner.dims.head_dim
+        )
     finally:
         with torch.no_grad():
             for name, param in loaded.model.named_parameters():
                 if "lora_B" in name:
                     param.div_(-1.5)
+
+
+@pytest.mark.parametrize("fold_lora", [False, True])
+def test_compiled_layer_functions_match_the_eager_ones(loaded: LoadedModel, fold_lora: bool) -> None:
+    # On CUDA the decode step runs the layer functions through torch.compile (inductor); here
+    # inductor's CPU backend compiles the same functions.
+    rows = prompts([30, 19], seed=4)
+    settings = SamplingSettings(temperature=1.0)
+
+    def sample(compiled: bool) -> list:
+        generator = FastGenerator(loaded.causal_lm, fold_lora=fold_lora, compiled=compiled)
+        return generator.generate(rows, 2, 10, settings, [], torch.Generator().manual_seed(6))
+
+    eager, compiled = sample(False), sample(True)
+    assert [c.ids for c in compiled] == [c.ids for c in eager]
+    for a, b in zip(compiled, eager):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)

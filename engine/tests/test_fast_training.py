@@ -35,7 +35,9 @@ def items(seed: int) -> list[dict]:
 
 def run(folder: Path, step: object, params: TrainStepParams) -> tuple[dict, dict[str, torch.Tensor]]:
     engine = Engine()
-    engine.load(engine.handlers["load"][0](model=str(folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA))
+    engine.load(
+        engine.handlers["load"][0](model=str(folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA)
+    )
     trainer = engine.require()
     with torch.no_grad():  # nonzero LoRA B, so the reference differs from the policy
         for name, param in trainer.loaded.model.named_parameters():
@@ -51,8 +53,14 @@ def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str) ->
     params = TrainStepParams.model_validate(
         {
             "items": items(seed=len(loss_type)),
-            "loss": {"type": loss_type, "beta": 0.04, "epsilon_high": 0.28, "delta": 1.5,
-                     "mask_truncated_completions": True, "max_completion_length": 12},
+            "loss": {
+                "type": loss_type,
+                "beta": 0.04,
+                "epsilon_high": 0.28,
+                "delta": 1.5,
+                "mask_truncated_completions": True,
+                "max_completion_length": 12,
+            },
             "gradient_accumulation_steps": 3,
         }
     )
@@ -78,3 +86,62 @@ def test_kl_needs_beta_or_compute_kl_and_never_changes_the_update(tiny_folder: P
     assert skipped["loss"] == pytest.approx(reported["loss"], rel=1e-6)
     for name, value in reported_weights.items():
         assert torch.equal(skipped_weights[name], value), name
+
+
+def test_our_experts_forward_matches_transformers(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rl2048_engine.fast import forward
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.params import LoadParams
+
+    causal_lm = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu")).causal_lm
+    ids = torch.randint(0, 2000, (2, 30), generator=torch.Generator().manual_seed(0))
+
+    def logits_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
+        embeds = causal_lm.get_input_embeddings()(ids).detach().requires_grad_()
+        logits = causal_lm(inputs_embeds=embeds).logits
+        logits.float().logsumexp(-1).sum().backward()
+        assert embeds.grad is not None
+        return logits.detach(), embeds.grad
+
+    theirs = logits_and_grad()
+    original, calls = forward.grouped_experts, []
+    monkeypatch.setattr(forward, "grouped_experts", lambda *args: calls.append(1) or original(*args))
+    forward.use_fast_experts(causal_lm)
+    ours = logits_and_grad()
+    assert len(calls) == causal_lm.config.num_hidden_layers  # ours ran, once a layer
+    assert torch.allclose(ours[0], theirs[0], rtol=1e-4, atol=1e-5)
+    assert torch.allclose(ours[1], theirs[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_expert_functions_backward_matches_autograd(compiled: bool) -> None:
+    # Training runs the experts' activation and sum as autograd Functions with their backward
+    # written out; on CUDA through torch.compile (dynamic shapes), here on the CPU eagerly and
+    # through inductor's CPU backend. Against autograd of the plain functions.
+    from rl2048_engine.fast.forward import EAGER, Activate, ExpertsSum, activate, compiled_functions, experts_sum, route
+
+    gen = torch.Generator().manual_seed(0)
+    tokens, hidden, inner, experts, top_k, limit = 7, 16, 24, 5, 2, 1.5  # a low limit: clamped values too
+    chosen = torch.stack([torch.randperm(experts, generator=gen)[:top_k] for _ in range(tokens)])
+    weights = torch.rand(tokens, top_k, generator=gen).softmax(-1)
+    h, out = torch.randn(tokens * top_k, 2 * inner, generator=gen), torch.randn(tokens * top_k, hidden, generator=gen)
+    biases = torch.randn(experts, 2 * inner, generator=gen), torch.randn(experts, hidden, generator=gen)
+    fns = compiled_functions(dynamic=True) if compiled else EAGER
+
+    def run(ours: bool) -> list[torch.Tensor]:
+        leaves = [t.clone().requires_grad_() for t in (h, out, weights)]
+        routing = route(chosen, leaves[2], experts)
+        if ours:
+            a = Activate.apply(leaves[0], biases[0], routing.expert, 1.702, limit, fns)
+            y = ExpertsSum.apply(leaves[1], routing.weight, biases[1], routing, fns)
+        else:
+            a, y = (
+                activate(leaves[0], biases[0], routing.expert, 1.702, limit),
+                experts_sum(leaves[1], biases[1], routing),
+            )
+        total = (a * torch.linspace(-1, 1, a.shape[-1])).sum() + y.pow(2).sum()
+        total.backward()
+        return [total.detach(), *(leaf.grad for leaf in leaves)]  # type: ignore[misc]
+
+    for got, want in zip(run(True), run(False)):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -4,12 +4,17 @@ The same math as transformers' `GptOssForCausalLM` (eager attention with learned
 sliding-window layers, top-k router, clamped SwiGLU experts), written so that one decode step
 has fixed shapes and never waits on the host: it can be captured in a CUDA graph.
 
-- Weights are the transformers modules' own; projections are called as modules, so PEFT's LoRA
-  layers on the attention projections work unchanged (LoRA on the experts does not: refused).
-  With `fold_lora`, `refresh_folded()` writes each layer's q, k and v weights (LoRA added) into
-  one matrix and o's into another, so that a projection is one GEMM: without it, a LoRA
-  projection is five kernels, two of them float32 GEMMs (PEFT keeps adapters in float32). It
-  costs a copy of the attention weights (1.2 GiB for gpt-oss-20b in bf16).
+- A layer is two pure functions of tensors around the routed experts: `layer_head` (norm,
+  attention, residual, norm, router, sorting the (token, expert) pairs) and, after the experts'
+  first grouped linear, `activate`; `add_experts` sums the second one's rows into the residual.
+  `GptOssRunner(compiled=True)` runs them through `torch.compile` (one compilation serves every
+  layer), which fuses their few hundred small kernels a step into a few dozen; the grouped
+  linears stay outside, as Triton kernels or `grouped_mm`.
+- Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
+  The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
+  they are; LoRA on the experts is refused). With `fold_lora`, `refresh()` writes each layer's
+  q, k and v weights (LoRA added) into one matrix and o's into another, so that a projection is
+  one GEMM. It costs a copy of the attention weights (1.2 GiB for gpt-oss-20b in bf16).
 - KV cache: one `[B, kv_heads, T, head_dim]` key and value tensor per layer. Prompts are
   left-padded, so every row writes the same slot at each step; a row's keys before its padding
   ends are masked out.
@@ -23,7 +28,9 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +53,337 @@ def kernels_enabled() -> bool:
     return _KERNELS["enabled"]
 
 
+# --- a layer as tensors -------------------------------------------------------------------------
+
+
+class Proj(NamedTuple):
+    """A projection: `x @ weight.T + bias`, plus `scaling * (x @ A.T) @ B.T` per LoRA adapter."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    lora: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = ()
+
+
+class LayerTensors(NamedTuple):
+    input_norm: torch.Tensor
+    qkv: tuple[Proj, ...]  # q, k and v; or one projection, q k v stacked (folded)
+    o: Proj
+    sinks: torch.Tensor  # [heads] learned attention sinks
+    post_norm: torch.Tensor
+    router: Proj
+
+
+class Dims(NamedTuple):
+    """The constants the layer functions need (the same in every layer)."""
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    eps: float
+    scaling: float
+    top_k: int
+    num_experts: int
+
+
+class Routing(NamedTuple):
+    """(token, expert) pairs sorted by expert."""
+
+    token: torch.Tensor  # [P] the token of each pair
+    expert: torch.Tensor  # [P]
+    weight: torch.Tensor  # [P] the router's weight of the pair
+    offsets: torch.Tensor  # [E] int32 cumulative pair counts, as grouped_mm takes them
+    inverse: torch.Tensor  # [N, k] where token n's j-th chosen expert's pair went
+
+
+def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
+    """As PEFT computes it: LoRA in the adapters' dtype, added before casting back to x's."""
+    y = F.linear(x, p.weight, p.bias)
+    for a, b, scaling in p.lora:
+        y = y + F.linear(F.linear(x.to(a.dtype), a), b) * scaling
+    return y.to(x.dtype)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return (weight * h).to(x.dtype)
+
+
+def attention(
+    x: torch.Tensor,
+    t: LayerTensors,
+    d: Dims,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    write_slots: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Attention of `x [B, S, H]` (normed) written at cache slots `write_slots [S]`, over the
+    cache `keys`, `values` with the additive `mask [B, S, T]`, learned sinks included."""
+    batch, seq, _ = x.shape
+    groups = d.heads // d.kv_heads
+    if len(t.qkv) == 1:
+        q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
+        q, k, v = proj(x, t.qkv[0]).split([q_size, kv_size, kv_size], dim=-1)
+    else:
+        q, k, v = (proj(x, p) for p in t.qkv)
+    q = q.reshape(batch, seq, d.heads, d.head_dim).transpose(1, 2)
+    k = k.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
+    v = v.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
+    q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+    keys.index_copy_(2, write_slots, k)
+    values.index_copy_(2, write_slots, v)
+
+    # Query head h reads kv head h // groups: view queries as [B, kv_heads, groups * S, D].
+    q = q.reshape(batch, d.kv_heads, groups * seq, d.head_dim)
+    scores = torch.matmul(q, keys.transpose(-1, -2)).float() * d.scaling
+    scores = scores.view(batch, d.kv_heads, groups, seq, -1) + mask.view(batch, 1, 1, seq, -1)
+    sinks = t.sinks.float().view(1, d.kv_heads, groups, 1, 1).expand(batch, -1, -1, seq, 1)
+    probs = torch.softmax(torch.cat([scores, sinks], dim=-1), dim=-1)[..., :-1]
+    probs = probs.to(values.dtype).view(batch, d.kv_heads, groups * seq, -1)
+    out = torch.matmul(probs, values).view(batch, d.kv_heads, groups, seq, d.head_dim)
+    out = out.permute(0, 3, 1, 2, 4).reshape(batch, seq, d.heads * d.head_dim)
+    return proj(out, t.o)
+
+
+def route(chosen: torch.Tensor, weights: torch.Tensor, num_experts: int) -> Routing:
+    """Each token's `chosen [N, k]` experts and their `weights`, as pairs sorted by expert."""
+    top_k = chosen.shape[1]
+    flat = chosen.reshape(-1)
+    order = flat.argsort(stable=True)
+    # Pairs per expert without bincount (it would wait on the host): compare with 0..E-1.
+    counts = (flat.unsqueeze(1) == torch.arange(num_experts, device=flat.device)).sum(0)
+    offsets = counts.cumsum(0).to(torch.int32)
+    return Routing(order // top_k, flat[order], weights.reshape(-1)[order], offsets, order.argsort().view_as(chosen))
+
+
+def layer_head(
+    hidden: torch.Tensor,
+    t: LayerTensors,
+    d: Dims,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    write_slots: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, Routing]:
+    """A layer up to its experts: the hidden state after attention `[B, S, H]`, the experts'
+    input rows in pair order `[P, H]`, and the routing."""
+    hidden = hidden + attention(rms_norm(hidden, t.input_norm, d.eps), t, d, cos, sin, keys, values, write_slots, mask)
+    x = rms_norm(hidden, t.post_norm, d.eps).reshape(-1, hidden.shape[-1])
+    top, chosen = torch.topk(proj(x, t.router), d.top_k, dim=-1)
+    routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
+    return hidden, x[routing.token], routing
+
+
+def activate(h: torch.Tensor, bias: torch.Tensor, expert: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
+    """The first grouped linear's rows, with their expert's bias, through gpt-oss's clamped SwiGLU
+    (interleaved gate and up columns)."""
+    h = h + bias[expert]
+    gate, up = h[..., ::2], h[..., 1::2]
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    return (up + 1) * (gate * torch.sigmoid(gate * alpha))
+
+
+def experts_sum(out: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """Each token's sum over its experts of `weight * (out + bias)`, `out [P, H]` in pair order:
+    float32 `[N, H]`, summed in a fixed order (as transformers does: no atomics, deterministic)."""
+    out = (out + bias[routing.expert]) * routing.weight.unsqueeze(1)
+    return out[routing.inverse].float().sum(1)
+
+
+def activate_backward(
+    grad: torch.Tensor, h: torch.Tensor, bias: torch.Tensor, expert: torch.Tensor, alpha: float, limit: float
+) -> torch.Tensor:
+    """The gradient of `activate` with respect to `h` (the bias is frozen), in float32 inside."""
+    h = (h + bias[expert]).float()
+    gate, up = h[..., ::2], h[..., 1::2]
+    gate_c, up_c = gate.clamp(max=limit), up.clamp(min=-limit, max=limit)
+    s = torch.sigmoid(gate_c * alpha)
+    g = grad.float()
+    d_gate = g * (up_c + 1) * (s + alpha * gate_c * s * (1 - s)) * (gate <= limit)
+    d_up = g * gate_c * s * ((up >= -limit) & (up <= limit))
+    return torch.stack([d_gate, d_up], dim=-1).flatten(-2).to(grad.dtype)
+
+
+def experts_sum_backward(
+    grad: torch.Tensor, out: torch.Tensor, bias: torch.Tensor, routing: Routing
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of `experts_sum` with respect to `out` and to the routing weights."""
+    g = grad.float()[routing.token]
+    d_out = g * routing.weight.float().unsqueeze(1)
+    d_weight = (g * (out + bias[routing.expert]).float()).sum(-1)
+    return d_out.to(out.dtype), d_weight.to(routing.weight.dtype)
+
+
+class Activate(torch.autograd.Function):
+    """`activate` with its backward written out: two fused kernels when the functions are compiled
+    (letting torch.compile derive the backward of the pair takes about a minute to compile)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        h: torch.Tensor,
+        bias: torch.Tensor,
+        expert: torch.Tensor,
+        alpha: float,
+        limit: float,
+        fns: LayerFunctions,
+    ) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(h, bias, expert)
+        ctx.constants = alpha, limit, fns
+        return fns.activate(h, bias, expert, alpha, limit)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        h, bias, expert = ctx.saved_tensors
+        alpha, limit, fns = ctx.constants
+        return fns.activate_backward(grad, h, bias, expert, alpha, limit), None, None, None, None, None
+
+
+class ExpertsSum(torch.autograd.Function):
+    """`experts_sum`, differentiable in `out` and in the routing weights (which carry the gradient
+    to the router's input), with its backward written out as for `Activate`."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, out: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, routing: Routing, fns: LayerFunctions
+    ) -> torch.Tensor:  # type: ignore[override]
+        routing = routing._replace(weight=weight)
+        ctx.save_for_backward(out, bias, *routing)
+        ctx.fns = fns
+        return fns.experts_sum(out, bias, routing)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        out, bias, *routing = ctx.saved_tensors
+        d_out, d_weight = ctx.fns.experts_sum_backward(grad, out, bias, Routing(*routing))
+        return d_out, d_weight, None, None, None
+
+
+def add_experts(hidden: torch.Tensor, out: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """The residual stream `hidden [B, S, H]` plus the experts' sum."""
+    return hidden + experts_sum(out, bias, routing).to(hidden.dtype).view(hidden.shape)
+
+
+class LayerFunctions(NamedTuple):
+    layer_head: Callable[..., tuple[torch.Tensor, torch.Tensor, Routing]]
+    activate: Callable[..., torch.Tensor]
+    add_experts: Callable[..., torch.Tensor]
+    experts_sum: Callable[..., torch.Tensor]
+    norm: Callable[..., torch.Tensor]
+    activate_backward: Callable[..., torch.Tensor]
+    experts_sum_backward: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+EAGER = LayerFunctions(
+    layer_head, activate, add_experts, experts_sum, rms_norm, activate_backward, experts_sum_backward
+)
+
+
+def compiled_functions(dynamic: bool = False) -> LayerFunctions:
+    """The layer functions through `torch.compile`. With static shapes (decode) each compiles
+    once per batch and cache size, then serves every layer (its weights are arguments); with
+    `dynamic`, once for any number of rows (training)."""
+    return LayerFunctions(*(torch.compile(f, fullgraph=True, dynamic=dynamic) for f in EAGER))
+
+
+_COMPILED: dict[str, LayerFunctions] = {}
+
+
+def _training_functions() -> LayerFunctions:
+    if "training" not in _COMPILED:
+        _COMPILED["training"] = compiled_functions(dynamic=True)
+    return _COMPILED["training"]
+
+
+# --- the experts ----------------------------------------------------------------------------------
+
+GroupedLinear = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def expert_linears(experts: nn.Module, pairs: int) -> tuple[GroupedLinear, torch.Tensor, GroupedLinear, torch.Tensor]:
+    """The experts' two grouped linears `(x [P, K] in pair order, offsets) -> [P, N]` and biases."""
+    if hasattr(experts, "grouped_linears"):
+        return experts.grouped_linears()  # type: ignore[no-any-return]
+    gate_up_w, down_w = experts.gate_up_proj, experts.down_proj
+    if _decode_kernel_applies(gate_up_w, pairs, gate_up_w.shape[0]):
+        from .moe_kernels import grouped_linear
+
+        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return grouped_linear(h, offs, weight=gate_up_w)
+
+        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return grouped_linear(h, offs, weight=down_w)
+
+    else:
+
+        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return F.grouped_mm(h, gate_up_w, offs=offs)
+
+        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+            return F.grouped_mm(h, down_w, offs=offs)
+
+    return gate_up, experts.gate_up_proj_bias, down, experts.down_proj_bias
+
+
+def grouped_experts(
+    experts: nn.Module, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, num_experts: int
+) -> torch.Tensor:
+    """Sum over each token's chosen experts of `weight * expert(x)`: `x [N, H]`, `chosen [N, k]`.
+    The experts' forward in training and scoring (see `experts_forward`); on CUDA the activation
+    and the sum, and their backward, run compiled (`torch.compile`, dynamic shapes)."""
+    fns = _training_functions() if x.is_cuda and kernels_enabled() else EAGER
+    routing = route(chosen, weights, num_experts)
+    gate_up, gate_up_bias, down, down_bias = expert_linears(experts, chosen.numel())
+    h = gate_up(x[routing.token].to(gate_up_bias.dtype), routing.offsets)
+    h = Activate.apply(h, gate_up_bias, routing.expert, experts.alpha, experts.limit, fns)
+    return ExpertsSum.apply(down(h, routing.offsets), routing.weight, down_bias, routing, fns).to(x.dtype)
+
+
+def experts_forward(
+    experts: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+) -> torch.Tensor:
+    """`grouped_experts` as a transformers experts implementation, for gpt-oss's dense experts:
+    `use_fast_experts(model)` registers it and selects it."""
+    return grouped_experts(experts, hidden_states, top_k_index, top_k_weights, experts.num_experts)
+
+
+def use_fast_experts(causal_lm: PreTrainedModel) -> None:
+    """Route the model's dense experts through `experts_forward` (transformers' own is grouped_mm
+    with the activation, bias and sum as separate kernels, forward and backward)."""
+    from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+    ALL_EXPERTS_FUNCTIONS.register(FAST_EXPERTS, experts_forward)
+    causal_lm.set_experts_implementation(FAST_EXPERTS)
+
+
+FAST_EXPERTS = "rl2048"
+
+
+def _decode_kernel_applies(weight: torch.Tensor, pairs: int, num_experts: int) -> bool:
+    return (
+        weight.is_cuda
+        and kernels_enabled()
+        and not torch.is_grad_enabled()
+        and pairs <= DECODE_PAIRS_PER_EXPERT * num_experts
+    )
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding on `x [B, heads, S, D]` with `cos`, `sin` `[B, S, D/2]` (halves, not pairs)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    first, second = torch.chunk(x, 2, dim=-1)
+    return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+
 @dataclass
 class KVCache:
     keys: list[torch.Tensor]  # per layer [B, kv_heads, T, head_dim]
@@ -53,7 +391,7 @@ class KVCache:
 
     @staticmethod
     def empty(runner: GptOssRunner, batch: int, slots: int) -> KVCache:
-        shape = (batch, runner.kv_heads, slots, runner.head_dim)
+        shape = (batch, runner.dims.kv_heads, slots, runner.dims.head_dim)
         make = lambda: torch.zeros(shape, dtype=runner.dtype, device=runner.device)  # noqa: E731
         return KVCache([make() for _ in runner.layers], [make() for _ in runner.layers])
 
@@ -73,7 +411,9 @@ class FoldedProjections:
 
     @staticmethod
     def of(attn: nn.Module) -> FoldedProjections:
-        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = map(folded_weight, (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj))
+        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = map(
+            folded_weight, (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)
+        )
         qkv_bias = None if bq is None or bk is None or bv is None else torch.cat([bq, bk, bv])
         return FoldedProjections(torch.cat([wq, wk, wv]), qkv_bias, wo, bo)
 
@@ -89,15 +429,30 @@ def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]
     which applies the scaling), and its bias; a plain `nn.Linear` as it is."""
     base = getattr(linear, "base_layer", linear)
     weight = base.weight
-    if hasattr(linear, "get_delta_weight") and not linear.disable_adapters and not linear.merged:
-        for name in linear.active_adapters:
-            if name in linear.lora_A:
-                weight = weight + linear.get_delta_weight(name).to(weight.dtype)
+    for a, b, scaling in lora_of(linear):
+        weight = weight + (b @ a * scaling).to(weight.dtype)
     return weight, base.bias
 
 
+def lora_of(linear: nn.Module) -> tuple[tuple[torch.Tensor, torch.Tensor, float], ...]:
+    """The active, unmerged LoRA adapters of a PEFT layer as (A, B, scaling); none for a plain one."""
+    if not hasattr(linear, "lora_A") or linear.disable_adapters or linear.merged:
+        return ()
+    names = [n for n in linear.active_adapters if n in linear.lora_A]
+    return tuple((linear.lora_A[n].weight, linear.lora_B[n].weight, float(linear.scaling[n])) for n in names)
+
+
+def as_proj(linear: nn.Module) -> Proj:
+    base = getattr(linear, "base_layer", linear)
+    return Proj(base.weight, base.bias, lora_of(linear))
+
+
 class GptOssRunner:
-    """Prefill and decode over a static cache, calling into a loaded `GptOssForCausalLM`."""
+    """Prefill and decode over a static cache, calling into a loaded `GptOssForCausalLM`.
+
+    `refresh()` gathers the layers' tensors (and folds LoRA with `fold_lora`); call it whenever
+    the adapters may have changed. `forward` runs the eager functions, or with `compiled` the
+    `torch.compile`d ones (meant for the fixed shapes of decode)."""
 
     def __init__(self, causal_lm: PreTrainedModel, fold_lora: bool = False) -> None:
         config = causal_lm.config
@@ -111,11 +466,15 @@ class GptOssRunner:
         self.rotary = decoder.rotary_emb
         self.layer_types: list[str] = list(config.layer_types)
         self.window: int = config.sliding_window
-        self.heads: int = config.num_attention_heads
-        self.kv_heads: int = config.num_key_value_heads
-        self.head_dim: int = config.head_dim
-        self.top_k: int = config.num_experts_per_tok
-        self.num_experts: int = config.num_local_experts
+        self.dims = Dims(
+            heads=config.num_attention_heads,
+            kv_heads=config.num_key_value_heads,
+            head_dim=config.head_dim,
+            eps=self.norm.variance_epsilon,
+            scaling=self.layers[0].self_attn.scaling,
+            top_k=config.num_experts_per_tok,
+            num_experts=config.num_local_experts,
+        )
         self.dtype = self.head.weight.dtype
         self.device = self.head.weight.device
         for layer in self.layers:
@@ -123,24 +482,40 @@ class GptOssRunner:
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):
                 raise ValueError("fast paths need plain experts (no LoRA on the expert weights)")
             attn = layer.self_attn
-            for proj in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj) if fold_lora else ():
-                if any(getattr(proj, "use_dora", {}).values()) or any(getattr(proj, "lora_bias", {}).values()):
-                    raise ValueError("fold_lora supports plain LoRA (no DoRA, no lora_bias)")
+            for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj):
+                if any(getattr(p, "use_dora", {}).values()) or any(getattr(p, "lora_bias", {}).values()):
+                    raise ValueError("fast paths support plain LoRA (no DoRA, no lora_bias)")
         self.fold_lora = fold_lora
         self.folded: list[FoldedProjections] | None = None
+        self.tensors: list[LayerTensors] = []
+        self.refresh()
 
     @torch.no_grad()
-    def refresh_folded(self) -> None:
-        """Rewrite the folded projections from the current weights (after a training step), a
-        layer at a time. The buffers keep their memory from call to call, so a captured CUDA graph
-        reads the new values."""
-        if not self.fold_lora:
-            return
-        if self.folded is None:
-            self.folded = [FoldedProjections.of(layer.self_attn) for layer in self.layers]
-            return
-        for mine, layer in zip(self.folded, self.layers):
-            mine.copy_(FoldedProjections.of(layer.self_attn))
+    def refresh(self) -> None:
+        """Gather each layer's tensors from the current modules. With `fold_lora`, rewrite the
+        folded projections a layer at a time; their buffers keep their memory from call to call,
+        so a captured CUDA graph reads the new values."""
+        if self.fold_lora:
+            if self.folded is None:
+                self.folded = [FoldedProjections.of(layer.self_attn) for layer in self.layers]
+            else:
+                for mine, layer in zip(self.folded, self.layers):
+                    mine.copy_(FoldedProjections.of(layer.self_attn))
+        self.tensors = []
+        for i, layer in enumerate(self.layers):
+            attn, router = layer.self_attn, layer.mlp.router
+            if self.folded is not None:
+                f = self.folded[i]
+                qkv: tuple[Proj, ...] = (Proj(f.qkv_weight, f.qkv_bias),)
+                o = Proj(f.o_weight, f.o_bias)
+            else:
+                qkv, o = tuple(as_proj(p) for p in (attn.q_proj, attn.k_proj, attn.v_proj)), as_proj(attn.o_proj)
+            self.tensors.append(
+                LayerTensors(
+                    layer.input_layernorm.weight, qkv, o, attn.sinks, layer.post_attention_layernorm.weight,
+                    Proj(router.weight, router.bias),
+                )
+            )  # fmt: skip
 
     # --- tables and masks -------------------------------------------------------------------
 
@@ -173,132 +548,21 @@ class GptOssRunner:
         write_slots: torch.Tensor,
         masks: dict[str, torch.Tensor],
         cache: KVCache,
+        fns: LayerFunctions = EAGER,
     ) -> torch.Tensor:
         """Run `hidden [B, S, H]` (embedded tokens at cache slots `write_slots [S]`) through every
         layer, writing their keys and values into `cache`; returns the final-norm hidden states."""
-        for i, layer in enumerate(self.layers):
-            residual = hidden
-            h = layer.input_layernorm(hidden)
-            h = self.attention(layer.self_attn, h, cos, sin, write_slots, masks[self.layer_types[i]], cache, i)
-            hidden = residual + h
-            residual = hidden
-            h = layer.post_attention_layernorm(hidden)
-            hidden = residual + self.moe(layer.mlp, h)
-        return self.norm(hidden)
+        for i, (layer, t) in enumerate(zip(self.layers, self.tensors)):
+            mask = masks[self.layer_types[i]]
+            hidden, x, routing = fns.layer_head(
+                hidden, t, self.dims, cos, sin, cache.keys[i], cache.values[i], write_slots, mask
+            )
+            experts = layer.mlp.experts
+            gate_up, gate_up_bias, down, down_bias = expert_linears(experts, x.shape[0])
+            h = fns.activate(gate_up(x, routing.offsets), gate_up_bias, routing.expert, experts.alpha, experts.limit)
+            hidden = fns.add_experts(hidden, down(h, routing.offsets), down_bias, routing)
+        return fns.norm(hidden, self.norm.weight, self.dims.eps)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """float32 logits `[B, V]` of the last position only."""
         return self.head(hidden[:, -1]).float()
-
-    def attention(
-        self,
-        attn: nn.Module,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        write_slots: torch.Tensor,
-        mask: torch.Tensor,
-        cache: KVCache,
-        layer: int,
-    ) -> torch.Tensor:
-        batch, seq, _ = x.shape
-        groups = self.heads // self.kv_heads
-        folded = self.folded[layer] if self.folded is not None else None
-        if folded is not None:
-            q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
-            q, k, v = F.linear(x, folded.qkv_weight, folded.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
-        else:
-            q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
-        q = q.reshape(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-        k = k.reshape(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
-        keys, values = cache.keys[layer], cache.values[layer]
-        keys.index_copy_(2, write_slots, k)
-        values.index_copy_(2, write_slots, v)
-
-        # Query head h reads kv head h // groups: view queries as [B, kv_heads, groups * S, D].
-        q = q.reshape(batch, self.kv_heads, groups * seq, self.head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)).float() * attn.scaling
-        scores = scores.view(batch, self.kv_heads, groups, seq, -1) + mask.view(batch, 1, 1, seq, -1)
-        sinks = attn.sinks.float().view(1, self.kv_heads, groups, 1, 1).expand(batch, -1, -1, seq, 1)
-        probs = torch.softmax(torch.cat([scores, sinks], dim=-1), dim=-1)[..., :-1]
-        probs = probs.to(values.dtype).view(batch, self.kv_heads, groups * seq, -1)
-        out = torch.matmul(probs, values).view(batch, self.kv_heads, groups, seq, self.head_dim)
-        out = out.permute(0, 3, 1, 2, 4).reshape(batch, seq, self.heads * self.head_dim)
-        return F.linear(out, folded.o_weight, folded.o_bias) if folded is not None else attn.o_proj(out)
-
-    def moe(self, mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x = x.reshape(-1, shape[-1])
-        router = mlp.router
-        logits = F.linear(x, router.weight, router.bias)
-        top, chosen = torch.topk(logits, self.top_k, dim=-1)
-        weights = torch.softmax(top, dim=-1, dtype=top.dtype)
-        return grouped_experts(mlp.experts, x, chosen, weights, self.num_experts).view(shape)
-
-
-def grouped_experts(
-    experts: nn.Module, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, num_experts: int
-) -> torch.Tensor:
-    """Sum over each token's chosen experts of `weight * expert(x)`: `x [N, H]`, `chosen [N, k]`."""
-    top_k = chosen.shape[1]
-    flat = chosen.reshape(-1)
-    order = flat.argsort(stable=True)
-    token = order // top_k
-    expert = flat[order]
-    # Pairs per expert without bincount (it would wait on the host): compare with 0..E-1.
-    counts = (flat.unsqueeze(1) == torch.arange(num_experts, device=x.device)).sum(0)
-    offsets = counts.cumsum(0).to(torch.int32)
-
-    if hasattr(experts, "grouped_linears"):
-        gate_up, gate_up_bias, down, down_bias = experts.grouped_linears()
-    elif _decode_kernel_applies(x, flat.shape[0], num_experts):
-        from .moe_kernels import grouped_linear
-
-        gate_up_bias, down_bias = experts.gate_up_proj_bias, experts.down_proj_bias
-
-        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
-            return grouped_linear(h, offs, weight=experts.gate_up_proj)
-
-        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
-            return grouped_linear(h, offs, weight=experts.down_proj)
-
-    else:
-        gate_up_bias, down_bias = experts.gate_up_proj_bias, experts.down_proj_bias
-
-        def gate_up(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
-            return F.grouped_mm(h, experts.gate_up_proj, offs=offs)
-
-        def down(h: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
-            return F.grouped_mm(h, experts.down_proj, offs=offs)
-
-    h = gate_up(x[token].to(gate_up_bias.dtype), offsets) + gate_up_bias[expert]
-    h = swiglu(h, experts.alpha, experts.limit)
-    out = down(h, offsets) + down_bias[expert]
-    out = out * weights.reshape(-1)[order].unsqueeze(1)
-    return torch.zeros_like(x).index_add_(0, token, out.to(x.dtype))
-
-
-def _decode_kernel_applies(x: torch.Tensor, pairs: int, num_experts: int) -> bool:
-    return (
-        x.is_cuda
-        and kernels_enabled()
-        and not torch.is_grad_enabled()
-        and pairs <= DECODE_PAIRS_PER_EXPERT * num_experts
-    )
-
-
-def swiglu(gate_up: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
-    """gpt-oss's clamped SwiGLU on interleaved (gate, up) columns."""
-    gate, up = gate_up[..., ::2], gate_up[..., 1::2]
-    gate = gate.clamp(max=limit)
-    up = up.clamp(min=-limit, max=limit)
-    return (up + 1) * (gate * torch.sigmoid(gate * alpha))
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding on `x [B, heads, S, D]` with `cos`, `sin` `[B, S, D/2]` (halves, not pairs)."""
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    first, second = torch.chunk(x, 2, dim=-1)
-    return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)

@@ -5,8 +5,9 @@ logprobs under the tempered distribution, seeded sampling with `sampling.sample_
 changes is how a step runs:
 
 - a static KV cache (`forward.KVCache`) sized once per batch shape, so shapes never change;
-- on CUDA the decode step (all layers, final norm, LM head for the last position) is captured
-  once in a CUDA graph and replayed: one launch per token instead of a few thousand;
+- on CUDA the decode step (all layers, final norm, LM head for the last position) runs the
+  layer functions through `torch.compile` (`compiled`), which fuses most of its small kernels,
+  and is captured once in a CUDA graph and replayed: one launch per token instead of hundreds;
 - sampling stays on the GPU; the host looks at the stop flags only every `CHECK_EVERY` steps.
 
 The graph and cache are kept for the next call with the same batch and cache size (sizes are
@@ -24,7 +25,7 @@ from transformers import PreTrainedModel
 
 from ..generation import Completion, left_pad
 from ..sampling import SamplingSettings, sample_next
-from .forward import GptOssRunner, KVCache
+from .forward import EAGER, GptOssRunner, KVCache, compiled_functions
 
 CHECK_EVERY = 16
 """Decode steps between two looks (a host sync) at whether every row has stopped."""
@@ -46,9 +47,20 @@ class _DecodeState:
 
 
 class FastGenerator:
-    def __init__(self, causal_lm: PreTrainedModel, use_graph: bool | None = None, fold_lora: bool = False) -> None:
+    """`use_graph` and `compiled` default to on for CUDA; the prefill always runs eagerly (its
+    shape changes from call to call)."""
+
+    def __init__(
+        self,
+        causal_lm: PreTrainedModel,
+        use_graph: bool | None = None,
+        fold_lora: bool = False,
+        compiled: bool | None = None,
+    ) -> None:
         self.runner = GptOssRunner(causal_lm, fold_lora=fold_lora)
-        self.use_graph = self.runner.device.type == "cuda" if use_graph is None else use_graph
+        cuda = self.runner.device.type == "cuda"
+        self.use_graph = cuda if use_graph is None else use_graph
+        self.fns = compiled_functions() if (cuda if compiled is None else compiled) else EAGER
         self.state: _DecodeState | None = None
 
     @torch.no_grad()
@@ -62,7 +74,7 @@ class FastGenerator:
         generator: torch.Generator,
     ) -> list[Completion]:
         runner, device = self.runner, self.runner.device
-        runner.refresh_folded()  # the weights may have changed since the last call
+        runner.refresh()  # the weights may have changed since the last call
         rows = [p for p in prompts for _ in range(n)]
         batch = len(rows)
         pad_id = stop_token_ids[0] if stop_token_ids else 0
@@ -143,6 +155,7 @@ class FastGenerator:
             state.slot,
             runner.masks(state.slot, state.pad, state.cache.slots),
             state.cache,
+            self.fns,
         )
         return runner.logits(hidden)
 

@@ -30,6 +30,8 @@ Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -63,7 +65,9 @@ def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr
     ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
     group = w_rows[:, None] * (K // 32) + g[None, :]  # index in scales; its 16 bytes in blocks follow
     base = _scale_base(tl.load(scales_ptr + group, mask=ok, other=127))[:, :, None]
-    packed = tl.load(blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0)
+    packed = tl.load(
+        blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0
+    )
     packed = packed.to(tl.int32)  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
     shape: tl.constexpr = (w_rows.shape[0], 16 * GROUPS)
     return tl.reshape(_e2m1(packed & 15, base), shape), tl.reshape(_e2m1(packed >> 4, base), shape)
@@ -91,6 +95,7 @@ def _grouped_kernel(
     stride_wk,
     stride_wn,
     MX: tl.constexpr,
+    DOT_SCALED: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -107,7 +112,19 @@ def _grouped_kernel(
             k = k0 + tl.arange(0, BLOCK_K)
             k_ok = k < K
             x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            if MX:  # weight rows are output columns
+            if MX and DOT_SCALED:  # Triton unpacks: the packed tile as [BLOCK_K / 2, BLOCK_N] bytes
+                kb = k0 // 2 + tl.arange(0, BLOCK_K // 2)
+                w_rows = e * N + cols
+                packed = tl.load(
+                    w_ptr + w_rows[None, :] * (K // 2) + kb[:, None],
+                    mask=col_ok[None, :] & (kb < K // 2)[:, None],
+                    other=0,
+                )
+                g = k0 // 32 + tl.arange(0, BLOCK_K // 32)
+                scale_ok = col_ok[:, None] & (g < K // 32)[None, :]
+                scale = tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=scale_ok, other=127)
+                acc = tl.dot_scaled(x, None, "bf16", packed, scale, "e2m1", acc)
+            elif MX:  # weight rows are output columns
                 w_even, w_odd = _mx_tile(w_ptr, scales_ptr, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K)
                 x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
                 acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
@@ -154,7 +171,9 @@ def _grouped_mx_t_kernel(
             r = r0 + tl.arange(0, BLOCK_R)
             r_ok = r < N
             w_even, w_odd = _mx_tile(blocks_ptr, scales_ptr, e * N + r, r_ok, g0, BLOCK_C // 32, K)
-            dy = tl.load(dy_ptr + rows[:, None] * stride_dm + r[None, :], mask=row_ok[:, None] & r_ok[None, :], other=0.0)
+            dy = tl.load(
+                dy_ptr + rows[:, None] * stride_dm + r[None, :], mask=row_ok[:, None] & r_ok[None, :], other=0.0
+            )
             even = tl.dot(dy, w_even.to(dy.dtype), even)
             odd = tl.dot(dy, w_odd.to(dy.dtype), odd)
         out = out_ptr + rows[:, None] * stride_om + c[None, :]
@@ -220,15 +239,22 @@ the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles (428 us). `bench_st
 tunes again for the GPU it runs on."""
 
 
+DOT_SCALED = {"enabled": True}
+"""MXFP4 products through `tl.dot_scaled` on a GPU (Triton's own fp4 unpacking; the CPU interpreter
+has no dot_scaled, so the tests check the bit-construction path and the benchmark this one)."""
+
+
 def grouped_linear(
     x: torch.Tensor,
     offsets: torch.Tensor,
     weight: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
     scales: torch.Tensor | None = None,
+    dot_scaled: bool | None = None,
 ) -> torch.Tensor:
     """`x [P, K]` sorted by expert times each row's expert weight: `weight [E, K, N]` (dense) or
-    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in x's dtype."""
+    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in x's dtype.
+    `dot_scaled` (MXFP4): as `DOT_SCALED` says when not given; never under the interpreter."""
     x = x.contiguous()
     mx = weight is None
     if mx:
@@ -247,12 +273,15 @@ def grouped_linear(
     tiles = TILES["mx" if mx else "dense", block_m]
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
-        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides, MX=mx, BLOCK_M=block_m, **tiles
+        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
+        MX=mx, DOT_SCALED=mx and _dot_scaled(dot_scaled), BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
 
 
-def grouped_linear_t(dy: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+def grouped_linear_t(
+    dy: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor
+) -> torch.Tensor:
     """`dy [P, N]` sorted by expert times each row's MXFP4 weight `[N, K]` (not transposed):
     the gradient of `grouped_linear` with respect to x. Returns `[P, K]`."""
     dy = dy.contiguous()
@@ -267,3 +296,8 @@ def grouped_linear_t(dy: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tens
         BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
+
+
+def _dot_scaled(asked: bool | None) -> bool:
+    wanted = DOT_SCALED["enabled"] if asked is None else asked
+    return wanted and os.environ.get("TRITON_INTERPRET") != "1"
