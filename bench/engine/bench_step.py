@@ -9,10 +9,12 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
 
 - plain: `PeftModel.generate` (transformers' loop and dynamic cache, sampling), logprobs and
   loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
-- ours: `fast.generation.FastGenerator` (static cache, CUDA-graph decode step, the Triton
-  routed-expert kernel in decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs` (LM head
-  at completion positions only, chunked), and `fast.training.train_step_fused` (one forward and
-  backward for the whole batch, no reference forward at beta 0); the same generate with
+- ours: `fast.generation.FastGenerator` (static cache, the layer functions compiled by
+  torch.compile and the decode step captured in a CUDA graph, the Triton routed-expert kernel in
+  decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs`
+  (LM head at completion positions only, chunked) and `fast.training.train_step_fused` (one
+  forward and backward for the whole batch, no reference forward at beta 0), both with our
+  experts forward (`use_fast_experts`, as the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
   folded), for the share of each;
 - ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the

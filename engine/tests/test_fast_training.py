@@ -145,3 +145,24 @@ def test_expert_functions_backward_matches_autograd(compiled: bool) -> None:
 
     for got, want in zip(run(True), run(False)):
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_routing_by_comparison_matches_the_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rl2048_engine.fast import forward
+
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(40, 32, generator=gen)
+    values, chosen = forward.top_k(logits, 4)
+    want_values, want_chosen = torch.topk(logits, 4, dim=-1)
+    assert torch.equal(chosen, want_chosen) and torch.equal(values, want_values)
+
+    weights = values.softmax(-1)
+    compared = forward.route(chosen, weights, 32)  # 160 pairs: by comparison
+    monkeypatch.setattr(forward, "SORT_BY_COMPARING", 0)
+    sorted_ = forward.route(chosen, weights, 32)
+    for a, b in zip(compared, sorted_):
+        assert torch.equal(a, b)
+    # The order is by expert, stable, and `inverse` finds each (token, j) pair in it.
+    assert torch.equal(sorted_.expert, chosen.reshape(-1).sort(stable=True).values)
+    assert torch.equal(sorted_.expert[sorted_.inverse], chosen)
+    assert torch.equal(sorted_.token[sorted_.inverse], torch.arange(40).unsqueeze(1).expand(-1, 4))

@@ -149,14 +149,41 @@ def attention(
 
 
 def route(chosen: torch.Tensor, weights: torch.Tensor, num_experts: int) -> Routing:
-    """Each token's `chosen [N, k]` experts and their `weights`, as pairs sorted by expert."""
+    """Each token's `chosen [N, k]` experts and their `weights`, as pairs sorted by expert (stable)."""
     top_k = chosen.shape[1]
     flat = chosen.reshape(-1)
-    order = flat.argsort(stable=True)
+    pair = torch.arange(flat.shape[0], device=flat.device)
+    if flat.shape[0] <= SORT_BY_COMPARING:
+        # Each pair's place in the sorted order: pairs of a lower expert, or of the same expert
+        # and earlier. Elementwise work that torch.compile fuses, where a sort is its own kernel.
+        lower = flat.unsqueeze(0) < flat.unsqueeze(1)
+        same_earlier = (flat.unsqueeze(0) == flat.unsqueeze(1)) & (pair.unsqueeze(0) < pair.unsqueeze(1))
+        place = (lower | same_earlier).sum(1)
+        order = torch.empty_like(place).scatter_(0, place, pair)
+    else:
+        order = flat.argsort(stable=True)
+        place = torch.empty_like(order).scatter_(0, order, pair)
     # Pairs per expert without bincount (it would wait on the host): compare with 0..E-1.
     counts = (flat.unsqueeze(1) == torch.arange(num_experts, device=flat.device)).sum(0)
     offsets = counts.cumsum(0).to(torch.int32)
-    return Routing(order // top_k, flat[order], weights.reshape(-1)[order], offsets, order.argsort().view_as(chosen))
+    return Routing(order // top_k, flat[order], weights.reshape(-1)[order], offsets, place.view_as(chosen))
+
+
+SORT_BY_COMPARING = 256
+"""Up to this many (token, expert) pairs (decode), `route` sorts them by comparing all pairs."""
+
+
+def top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`torch.topk` over the last dimension for a small k, as k maxima (fused when compiled;
+    topk is its own kernel). Ties, which random floats make vanishingly rare, may pick another index."""
+    values, indices = [], []
+    column = torch.arange(logits.shape[-1], device=logits.device)
+    for _ in range(k):
+        value, index = logits.max(dim=-1, keepdim=True)
+        values.append(value)
+        indices.append(index)
+        logits = logits.masked_fill(column == index, NEG_INF)
+    return torch.cat(values, dim=-1), torch.cat(indices, dim=-1)
 
 
 def layer_head(
@@ -174,7 +201,7 @@ def layer_head(
     input rows in pair order `[P, H]`, and the routing."""
     hidden = hidden + attention(rms_norm(hidden, t.input_norm, d.eps), t, d, cos, sin, keys, values, write_slots, mask)
     x = rms_norm(hidden, t.post_norm, d.eps).reshape(-1, hidden.shape[-1])
-    top, chosen = torch.topk(proj(x, t.router), d.top_k, dim=-1)
+    top, chosen = top_k(proj(x, t.router), d.top_k)
     routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
     return hidden, x[routing.token], routing
 

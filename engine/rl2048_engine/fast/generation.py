@@ -47,8 +47,8 @@ class _DecodeState:
 
 
 class FastGenerator:
-    """`use_graph` and `compiled` default to on for CUDA; the prefill always runs eagerly (its
-    shape changes from call to call)."""
+    """`use_graph` and `compiled` default to on for CUDA (the prefill compiled for any prompt
+    width, the decode step for its fixed shapes)."""
 
     def __init__(
         self,
@@ -60,7 +60,9 @@ class FastGenerator:
         self.runner = GptOssRunner(causal_lm, fold_lora=fold_lora)
         cuda = self.runner.device.type == "cuda"
         self.use_graph = cuda if use_graph is None else use_graph
-        self.fns = compiled_functions() if (cuda if compiled is None else compiled) else EAGER
+        compile_ = cuda if compiled is None else compiled
+        self.fns = compiled_functions() if compile_ else EAGER
+        self.prefill_fns = compiled_functions(dynamic=True) if compile_ else EAGER  # prompt widths vary
         self.state: _DecodeState | None = None
 
     @torch.no_grad()
@@ -94,6 +96,7 @@ class FastGenerator:
             prompt_slots,
             runner.masks(prompt_slots, state.pad, slots),
             state.cache,
+            self.prefill_fns,
         )
         logits = runner.logits(hidden)
 
