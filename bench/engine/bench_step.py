@@ -14,7 +14,8 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs`
   (LM head at completion positions only, chunked) and `fast.training.train_step_fused` (one
   forward and backward for the whole batch, no reference forward at beta 0), both with our
-  experts forward (`use_fast_experts`, as the engine's fast mode); the same generate with
+  experts forward and fused attention with sinks (`use_fast_experts`, `use_fast_attention`, as
+  the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
   folded), for the share of each;
 - ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the
@@ -49,6 +50,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoConfig
 
+from rl2048_engine.fast.attention import use_fast_attention
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
@@ -91,6 +93,17 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
         torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / GIB if GPU else 0.0
     return result, time.perf_counter() - start, peak
+
+
+def fast_forward(loaded: LoadedModel, fast: bool) -> None:
+    """transformers' forward (logprobs, training) with our experts and attention, as the engine's
+    fast mode runs it, or with transformers' own (grouped_mm experts, eager attention)."""
+    if fast:
+        use_fast_experts(loaded.causal_lm)
+        use_fast_attention(loaded.causal_lm)
+    else:
+        loaded.causal_lm.set_experts_implementation("grouped_mm")
+        loaded.causal_lm.set_attn_implementation("eager")
 
 
 # --- the plain way --------------------------------------------------------------------------
@@ -363,13 +376,13 @@ def main() -> None:
     record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
     ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(ours_pairs, loaded.device)
-    use_fast_experts(loaded.causal_lm)  # as the engine does in fast mode
+    fast_forward(loaded, True)  # as the engine does in fast mode
     with torch.no_grad():
         _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
         record("ours", "logprobs (first call: compiles)", seconds, peak)
         (ours_lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
     record("ours", "logprobs", seconds, peak)
-    loaded.causal_lm.set_experts_implementation("grouped_mm")  # transformers' own, for the plain way
+    fast_forward(loaded, False)  # transformers' own, for the plain way
 
     # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
     with torch.no_grad():
@@ -391,7 +404,7 @@ def main() -> None:
     start_optim = optimizer.state_dict()
     plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
     record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
-    use_fast_experts(loaded.causal_lm)
+    fast_forward(loaded, True)
     for i in range(2):
         set_peft_model_state_dict(loaded.model, start_weights)
         optimizer.load_state_dict(start_optim)
@@ -434,6 +447,21 @@ def fast_prefill_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list
     return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
 
 
+def load_mxfp4_mode(folder: Path, device: torch.device) -> LoadedModel:
+    """As the engine loads with `experts: mxfp4` (the seed preset): experts packed, embeddings
+    offloaded to CPU memory, activation checkpointing, LoRA r4 on q/k/v/o."""
+    causal_lm = load_resident(folder, AutoConfig.from_pretrained(folder), device, torch.bfloat16)
+    causal_lm.requires_grad_(False)
+    if device.type == "cuda":
+        offload_embeddings(causal_lm.get_input_embeddings(), device)
+    _enable_checkpointing(causal_lm)  # activations of 8 x 350 tokens would pass 16 GB
+    use_fast_attention(causal_lm)  # the engine's fast mode (the packed experts are ours already)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
+    model = get_peft_model(causal_lm, config)
+    model.eval()
+    return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, device.type == "cuda")
+
+
 def mxfp4_mode(
     folder: Path,
     prompts: list[list[int]],
@@ -451,19 +479,7 @@ def mxfp4_mode(
         print(json.dumps(row), flush=True)
 
     device = torch.device("cuda" if GPU else "cpu")
-
-    def load() -> LoadedModel:
-        causal_lm = load_resident(folder, AutoConfig.from_pretrained(folder), device, torch.bfloat16)
-        causal_lm.requires_grad_(False)
-        if GPU:
-            offload_embeddings(causal_lm.get_input_embeddings(), device)
-        _enable_checkpointing(causal_lm)  # activations of 8 x 350 tokens would pass 16 GB
-        config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
-        model = get_peft_model(causal_lm, config)
-        model.eval()
-        return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, GPU)
-
-    loaded, seconds, peak = timed(load)
+    loaded, seconds, peak = timed(lambda: load_mxfp4_mode(folder, device))
     record("load (experts packed, embeddings offloaded), LoRA r4", seconds, peak)
     set_kernels(GPU and check_mx_kernels(loaded.causal_lm, checks))
     optim = OptimParams(lr=5e-5)

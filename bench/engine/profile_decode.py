@@ -1,9 +1,9 @@
 """Where the GPU time goes, by kernel: one decode step of the fast generator, and one GRPO update.
 
-    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
+    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--mxfp4]
 
 Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded, compiled layer
-functions). Decode: generates 8 x 24 tokens without the CUDA graph under torch.profiler and takes
+functions, our experts forward; with --mxfp4 as its MXFP4 mode). Decode: generates 8 x 24 tokens without the CUDA graph under torch.profiler and takes
 away a 1-token call (the prefill). Train: one `train_step_fused` on 8 completions of 200 tokens
 (the seed's update). Prints one JSON object: for each, the kernels' GPU time, the number of
 kernels, and the top kernels by time, each with its count and its share. (Without the graph each
@@ -22,8 +22,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench_step import LORA, NEW_TOKENS, step_params
-from rl2048_engine.fast.forward import use_fast_experts
+from bench_step import LORA, NEW_TOKENS, fast_forward, load_mxfp4_mode, step_params
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.training import train_step_fused
 from rl2048_engine.loading import load_model
@@ -67,11 +66,15 @@ def report(per_kernel: Kernels, per: int, unit: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
-    folder = parser.parse_args().folder
+    parser.add_argument("--mxfp4", action="store_true", help="MXFP4-resident experts, as bench_step's MXFP4 mode")
+    args = parser.parse_args()
     optim = OptimParams(lr=5e-5)
-    loaded = load_model(LoadParams(model=str(folder), dtype="bfloat16", seed=0, lora=LORA, optim=optim))  # type: ignore[arg-type]
-    generator = FastGenerator(loaded.causal_lm, use_graph=False, fold_lora=True)  # as the engine runs bf16
-    use_fast_experts(loaded.causal_lm)
+    if args.mxfp4:
+        loaded = load_mxfp4_mode(args.folder, torch.device("cuda"))
+    else:
+        loaded = load_model(LoadParams(model=str(args.folder), dtype="bfloat16", seed=0, lora=LORA, optim=optim))  # type: ignore[arg-type]
+        fast_forward(loaded, True)
+    generator = FastGenerator(loaded.causal_lm, use_graph=False, fold_lora=not args.mxfp4)  # as the engine runs
     prompts = [[(7 * i + j) % 1000 + 10 for j in range(PROMPT_LEN)] for i in range(ROWS)]
     settings = SamplingSettings(temperature=1.0)
 

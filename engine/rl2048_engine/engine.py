@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from . import __version__
 from .errors import EngineError
+from .fast.attention import use_fast_attention
 from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
 from .fast.training import train_step_fused
@@ -104,6 +105,7 @@ class Engine:
                 # Folding LoRA into the attention weights costs their size again (1.2 GiB for
                 # gpt-oss-20b): not in MXFP4 mode, whose point is to fit in 16 GB.
                 self.fast_generator = FastGenerator(loaded.causal_lm, fold_lora=p.experts != "mxfp4")
+                use_fast_attention(loaded.causal_lm)  # logprobs and training: fused attention with sinks
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
             except ValueError as err:
@@ -135,7 +137,9 @@ class Engine:
         if self.fast_generator is not None:
             completions = self.fast_generator.generate(p.prompts, p.n, p.max_new_tokens, settings, stops, generator)
         else:
-            completions = generate(loaded.model, p.prompts, p.n, p.max_new_tokens, settings, stops, generator, loaded.device)
+            completions = generate(
+                loaded.model, p.prompts, p.n, p.max_new_tokens, settings, stops, generator, loaded.device
+            )
         return {"completions": [asdict(c) for c in completions]}
 
     def logprobs(self, p: LogprobsParams) -> dict[str, Any]:

@@ -166,3 +166,35 @@ def test_routing_by_comparison_matches_the_sort(monkeypatch: pytest.MonkeyPatch)
     assert torch.equal(sorted_.expert, chosen.reshape(-1).sort(stable=True).values)
     assert torch.equal(sorted_.expert[sorted_.inverse], chosen)
     assert torch.equal(sorted_.token[sorted_.inverse], torch.arange(40).unsqueeze(1).expand(-1, 4))
+
+
+def test_fused_attention_with_sinks_matches_transformers_eager(tiny_folder: Path) -> None:
+    from rl2048_engine.fast.attention import FAST_ATTENTION, use_fast_attention
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.params import LoadParams
+
+    causal_lm = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu")).causal_lm
+    with torch.no_grad():  # sinks that matter (they start at zero)
+        for layer in causal_lm.get_decoder().layers:
+            layer.self_attn.sinks.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(layer.self_attn.layer_idx))
+    causal_lm.get_decoder().layers[0].self_attn.sinks.requires_grad_(True)  # frozen when loaded; check its gradient
+    ids = torch.randint(0, 2000, (2, 150), generator=torch.Generator().manual_seed(0))  # past the 128-token window
+    mask = torch.ones_like(ids)
+    mask[1, :40] = 0  # a left-padded row
+    keep = mask.bool()
+
+    def logits_and_grads() -> list[torch.Tensor]:
+        embeds = causal_lm.get_input_embeddings()(ids).detach().requires_grad_()
+        logits = causal_lm(inputs_embeds=embeds, attention_mask=mask).logits
+        logits[keep].float().logsumexp(-1).sum().backward()
+        sinks = causal_lm.get_decoder().layers[0].self_attn.sinks
+        assert embeds.grad is not None and sinks.grad is not None
+        out = [logits.detach()[keep], embeds.grad[keep], sinks.grad.clone()]
+        sinks.grad = None
+        return out
+
+    eager = logits_and_grads()
+    use_fast_attention(causal_lm)
+    assert causal_lm.config._attn_implementation == FAST_ATTENTION
+    for got, want in zip(logits_and_grads(), eager):
+        assert torch.linalg.norm(got - want) / torch.linalg.norm(want) < 1e-5
