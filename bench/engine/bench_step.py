@@ -14,8 +14,8 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs`
   (LM head at completion positions only, chunked) and `fast.training.train_step_fused` (one
   forward and backward for the whole batch, no reference forward at beta 0), both with our
-  experts forward and fused attention with sinks (`use_fast_experts`, `use_fast_attention`, as
-  the engine's fast mode); the same generate with
+  experts forward, fused attention with sinks and bf16 LoRA projections (`use_fast_experts`,
+  `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
   folded), for the share of each;
 - ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the
@@ -51,6 +51,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from transformers import AutoConfig
 
 from rl2048_engine.fast.attention import use_fast_attention
+from rl2048_engine.fast.lora import use_fast_lora
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
@@ -96,8 +97,10 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def fast_forward(loaded: LoadedModel, fast: bool) -> None:
-    """transformers' forward (logprobs, training) with our experts and attention, as the engine's
-    fast mode runs it, or with transformers' own (grouped_mm experts, eager attention)."""
+    """transformers' forward (logprobs, training) with our experts, attention and LoRA, as the
+    engine's fast mode runs it, or with transformers' and PEFT's own (grouped_mm experts, eager
+    attention, float32 LoRA)."""
+    use_fast_lora(loaded.model, fast)
     if fast:
         use_fast_experts(loaded.causal_lm)
         use_fast_attention(loaded.causal_lm)
@@ -458,6 +461,7 @@ def load_mxfp4_mode(folder: Path, device: torch.device) -> LoadedModel:
     use_fast_attention(causal_lm)  # the engine's fast mode (the packed experts are ours already)
     config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
     model = get_peft_model(causal_lm, config)
+    use_fast_lora(model)
     model.eval()
     return LoadedModel(model, causal_lm, None, folder, device, torch.bfloat16, [], True, device.type == "cuda")
 

@@ -21,6 +21,7 @@ from .errors import EngineError
 from .fast.attention import use_fast_attention
 from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
+from .fast.lora import use_fast_lora
 from .fast.training import train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
@@ -106,6 +107,7 @@ class Engine:
                 # gpt-oss-20b): not in MXFP4 mode, whose point is to fit in 16 GB.
                 self.fast_generator = FastGenerator(loaded.causal_lm, fold_lora=p.experts != "mxfp4")
                 use_fast_attention(loaded.causal_lm)  # logprobs and training: fused attention with sinks
+                use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
             except ValueError as err:

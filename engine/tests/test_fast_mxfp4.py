@@ -9,6 +9,7 @@ import torch
 from transformers import AutoConfig
 
 from rl2048_engine.fast.attention import FAST_ATTENTION
+from rl2048_engine.fast.lora import fast_lora_forward
 from rl2048_engine.fast.forward import FAST_EXPERTS
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import MxExperts, dequantize, load_resident
@@ -64,7 +65,10 @@ def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder
     assert [c["ids"] for c in fast["completions"]] == [c["ids"] for c in plain["completions"]]
     call("load", **{**load, "model": str(tiny_folder)}, fast=True)
     assert engine.fast_generator is not None and engine.fast_generator.runner.fold_lora  # bf16 mode folds LoRA
-    config = engine.require().loaded.causal_lm.config  # transformers' forward runs our experts and attention
+    loaded = engine.require().loaded  # transformers' forward runs our experts, attention and LoRA
+    config = loaded.causal_lm.config
     assert config._experts_implementation == FAST_EXPERTS and config._attn_implementation == FAST_ATTENTION
+    q_proj = loaded.causal_lm.get_decoder().layers[0].self_attn.q_proj
+    assert getattr(q_proj.forward, "__func__", None) is fast_lora_forward
     with pytest.raises(AssertionError, match="needs a folder with MXFP4 experts"):
         call("load", **{**load, "model": str(tiny_folder)}, experts="mxfp4")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast.training import train_step_fused
@@ -198,3 +201,69 @@ def test_fused_attention_with_sinks_matches_transformers_eager(tiny_folder: Path
     assert causal_lm.config._attn_implementation == FAST_ATTENTION
     for got, want in zip(logits_and_grads(), eager):
         assert torch.linalg.norm(got - want) / torch.linalg.norm(want) < 1e-5
+
+
+def lora_model(folder: Path, dtype: str) -> tuple[Any, dict[str, torch.Tensor]]:
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.params import LoadParams
+
+    loaded = load_model(LoadParams(model=str(folder), dtype=dtype, device="cpu", lora=ATTENTION_LORA))
+    lora = {n: p for n, p in loaded.model.named_parameters() if "lora_" in n}
+    with torch.no_grad():  # nonzero B, so the adapters change the output and A gets a gradient
+        for name, p in lora.items():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    return loaded, lora
+
+
+def test_fast_lora_matches_peft_forward_and_backward(tiny_folder: Path) -> None:
+    from rl2048_engine.fast.lora import use_fast_lora
+
+    loaded, lora = lora_model(tiny_folder, "float32")
+    ids = torch.randint(0, 2000, (2, 40), generator=torch.Generator().manual_seed(0))
+
+    def logits_and_grads() -> list[torch.Tensor]:
+        embeds = loaded.causal_lm.get_input_embeddings()(ids).detach().requires_grad_()
+        logits = loaded.model(inputs_embeds=embeds).logits
+        logits.logsumexp(-1).sum().backward()
+        assert embeds.grad is not None
+        out = [logits.detach(), embeds.grad] + [p.grad.clone() for p in lora.values()]  # type: ignore[union-attr]
+        loaded.model.zero_grad(set_to_none=True)
+        return out
+
+    peft = logits_and_grads()
+    with loaded.model.disable_adapter():
+        base = loaded.model(input_ids=ids).logits.detach()
+    assert use_fast_lora(loaded.model) == 4 * loaded.causal_lm.config.num_hidden_layers
+    for got, want in zip(logits_and_grads(), peft):
+        assert torch.linalg.norm(got - want) / torch.linalg.norm(want) < 1e-5
+    with loaded.model.disable_adapter():  # adapters off: the base model, as PEFT computes it
+        assert torch.equal(loaded.model(input_ids=ids).logits.detach(), base)
+
+
+def test_fast_lora_in_bf16_is_as_close_to_float32_math_as_peft(tiny_folder: Path) -> None:
+    """One projection (through a whole model, bf16 rounding differences flip router choices)."""
+    from rl2048_engine.fast.lora import fast_lora_forward
+
+    loaded, _ = lora_model(tiny_folder, "bfloat16")
+    layer = loaded.causal_lm.get_decoder().layers[0].self_attn.q_proj
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    assert a.dtype == torch.float32  # the adapters stay float32, the base is bf16
+    x = torch.randn(80, a.shape[1], generator=torch.Generator().manual_seed(1)).bfloat16()
+
+    def output_and_grads(forward: Any) -> list[torch.Tensor]:
+        x_ = x.float().requires_grad_() if forward is None else x.clone().requires_grad_()
+        if forward is None:  # float32 math
+            base = layer.base_layer
+            y = F.linear(x_, base.weight.float(), base.bias.float()) + (x_ @ a.T) @ b.T * layer.scaling["default"]
+        else:
+            y = forward(layer, x_)
+        y.float().square().sum().backward()
+        out = [y.detach().float(), x_.grad.float(), a.grad.clone(), b.grad.clone()]  # type: ignore[union-attr]
+        a.grad, b.grad = None, None
+        return out
+
+    exact, peft, ours = output_and_grads(None), output_and_grads(type(layer).forward), output_and_grads(fast_lora_forward)
+    for e, p, o in zip(exact, peft, ours):
+        rel = lambda t: float(torch.linalg.norm(t - e) / torch.linalg.norm(e))  # noqa: E731
+        assert rel(o) < max(2 * rel(p), 4e-3)

@@ -10,7 +10,7 @@ import torch
 from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
 
 from rl2048_engine.engine import Engine
-from rl2048_engine.sampling import SamplingSettings, _filter
+from rl2048_engine.sampling import SamplingSettings, _filter, sample_next
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,25 @@ def test_filters_keep_the_expected_tokens() -> None:
     assert kept(min_p=0.2) == [True, True, True, False]  # 0.15 >= 0.2 * 0.5
     assert kept() == [True] * 4
     assert math.isclose(float(torch.logsumexp(logprobs, -1)), 0.0, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (SamplingSettings(), [0.5, 0.3, 0.15, 0.05]),
+        (SamplingSettings(temperature=2.0), [0.3790, 0.2936, 0.2076, 0.1198]),  # p^(1/2), renormalized
+        (SamplingSettings(top_k=2), [0.625, 0.375, 0.0, 0.0]),
+        (SamplingSettings(min_p=0.2), [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]),
+    ],
+)
+def test_sampling_draws_from_the_filtered_renormalized_distribution(
+    settings: SamplingSettings, expected: list[float]
+) -> None:
+    draws = 40_000
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(draws, -1) + 3.0  # any shift
+    ids, logprobs = sample_next(logits, settings, torch.Generator().manual_seed(0))
+    freq = torch.bincount(ids, minlength=4).double() / draws
+    for f, p in zip(freq.tolist(), expected):
+        assert abs(f - p) <= 5 * math.sqrt(max(p * (1 - p), 1e-12) / draws) + 1e-3
+    tempered = torch.log_softmax(logits[0] / settings.temperature, -1)
+    assert torch.allclose(logprobs, tempered[ids])  # under the tempered distribution, before the filters

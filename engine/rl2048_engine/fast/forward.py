@@ -99,8 +99,17 @@ def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
     """As PEFT computes it: LoRA in the adapters' dtype, added before casting back to x's."""
     y = F.linear(x, p.weight, p.bias)
     for a, b, scaling in p.lora:
-        y = y + F.linear(F.linear(x.to(a.dtype), a), b) * scaling
+        y = y + low_rank(x.to(a.dtype), a, b) * scaling
     return y.to(x.dtype)
+
+
+def low_rank(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`x @ a.T @ b.T` for a LoRA's rank-r `a [r, K]` and `b [N, r]`, written as multiply-sums:
+    compiled, the first is one small reduction and the second fuses into whatever follows, where
+    two matmuls would be a few GEMMs of a handful of columns and their split-K reductions
+    (float32 SIMT kernels for PEFT's float32 adapters: 0.8 ms a decode step of gpt-oss-20b)."""
+    u = (x.unsqueeze(-2) * a).sum(-1)
+    return (u.unsqueeze(-2) * b).sum(-1)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
