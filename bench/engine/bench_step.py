@@ -23,7 +23,7 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   a time (Triton) for grouped_mm; embeddings offloaded to CPU memory, activation checkpointing.
 
 Before timing, the Triton kernels are checked on the GPU against grouped_mm at gpt-oss-20b's
-shapes (dense and MXFP4, forward and the MXFP4 backward, dequantization); a kernel that fails its check is
+shapes (dense and MXFP4, forward and the MXFP4 backward, dequantization, decode attention); a kernel that fails its check is
 turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
@@ -242,11 +242,37 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
             checks[f"kernel_dense_{name}_us"] = median_us(lambda: grouped_linear(x, offs, weight=w))
             checks[f"grouped_mm_{name}_us"] = median_us(lambda: F.grouped_mm(x, w, offs=offs))
         ok = checks["kernel_dense_gate_up_rel_err"] < 1e-2 and checks["kernel_dense_down_rel_err"] < 1e-2
+        ok = check_attention_kernel(loaded, checks) and ok
     except Exception as err:  # noqa: BLE001 - a kernel that does not build is reported, not fatal
         checks["kernel_dense_error"] = repr(err)[:500]
         ok = False
     checks["kernel_dense_used"] = ok
     return ok
+
+
+def check_attention_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
+    """The decode attention kernel vs its PyTorch path (as `forward.attention` computes it): 8 rows,
+    a 384-slot cache, the last 100 slots unwritten, a 128-slot window, the layer-0 sinks."""
+    from rl2048_engine.fast.decode_attention import decode_attention
+
+    config, attn = loaded.causal_lm.config, loaded.causal_lm.get_decoder().layers[0].self_attn
+    kv, groups, dim, slots = config.num_key_value_heads, config.num_attention_heads // config.num_key_value_heads, config.head_dim, 384
+    q = torch.randn(8, kv, groups, dim, device="cuda", dtype=torch.bfloat16)
+    keys, values = (torch.randn(8, kv, slots, dim, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    j = torch.arange(slots, device="cuda")
+    mask = torch.where((j < 284) & (j >= 284 - 128), 0.0, float("-inf")).expand(8, -1).contiguous()
+
+    def reference() -> torch.Tensor:
+        scores = torch.matmul(q, keys.transpose(-1, -2)).float() * attn.scaling + mask.view(8, 1, 1, -1)
+        sinks = attn.sinks.float().view(1, kv, groups, 1).expand(8, -1, -1, 1)
+        probs = torch.softmax(torch.cat([scores, sinks], dim=-1), dim=-1)[..., :-1].to(values.dtype)
+        return torch.matmul(probs, values)
+
+    kernel = lambda: decode_attention(q, keys, values, mask, attn.sinks, attn.scaling)  # noqa: E731
+    checks["kernel_attention_rel_err"] = rel_err(kernel(), reference())
+    checks["kernel_attention_us"] = median_us(kernel)
+    checks["torch_attention_us"] = median_us(reference)
+    return checks["kernel_attention_rel_err"] < 2e-2
 
 
 def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:

@@ -76,6 +76,43 @@ def check_edges() -> None:
     assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 bytes transposed"
 
 
+def check_attention() -> None:
+    """`forward.attention` for one new token with the decode kernel against its PyTorch path: 8
+    query heads on 2 kv heads, 70 cache slots (not a multiple of the kernel's 64), a row with
+    left padding, and a sliding window."""
+    from rl2048_engine.fast import decode_attention  # noqa: F401  (registers the op)
+    from rl2048_engine.fast.forward import Dims, LayerTensors, Proj, attention
+
+    gen = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, generator=gen)  # noqa: E731
+    batch, hidden, heads, kv_heads, dim, slots, slot = 2, 32, 8, 2, 16, 70, 50
+    proj = lambda n_in, n_out: Proj(rand(n_out, n_in) / n_in**0.5, rand(n_out))  # noqa: E731
+    t = LayerTensors(
+        rand(hidden), (proj(hidden, heads * dim), proj(hidden, kv_heads * dim), proj(hidden, kv_heads * dim)),
+        proj(heads * dim, hidden), rand(heads), rand(hidden), proj(hidden, 4),
+    )  # fmt: skip
+    d = Dims(heads, kv_heads, dim, 1e-5, dim**-0.5, 2, 4)
+    x, cos, sin = rand(batch, 1, hidden), rand(batch, 1, dim // 2), rand(batch, 1, dim // 2)
+    keys, values = rand(batch, kv_heads, slots, dim), rand(batch, kv_heads, slots, dim)
+    j = torch.arange(slots)
+    for window in (slots, 20):
+        seen = (j <= slot) & (slot - j < window) & (j >= torch.tensor([0, 30]).view(-1, 1))  # row 1: 30 pads
+        mask = torch.where(seen, 0.0, float("-inf")).view(batch, 1, slots)
+        outs = []
+        for kernel in (False, True):
+            k, v = keys.clone(), values.clone()
+            outs.append(attention(x, t, d._replace(attention_kernel=kernel), cos, sin, k, v, torch.tensor([slot]), mask))
+        assert torch.allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5), f"decode attention, window {window}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [sys.executable, __file__, "attention"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 # Expert 1 gets no rows (its program must stop at once); in the second case experts average
 # more than 16 rows, so the kernels take their 64-row tiles.
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
@@ -98,5 +135,7 @@ def test_mxfp4_unpacking_at_the_edges() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["edges"]:
         check_edges()
+    elif sys.argv[1:] == ["attention"]:
+        check_attention()
     else:
         check([int(c) for c in sys.argv[1:]])

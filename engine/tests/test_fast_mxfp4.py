@@ -8,11 +8,12 @@ import pytest
 import torch
 from transformers import AutoConfig
 
+from rl2048_engine.fast import mxfp4_experts
 from rl2048_engine.fast.attention import FAST_ATTENTION
-from rl2048_engine.fast.lora import fast_lora_forward
 from rl2048_engine.fast.forward import FAST_EXPERTS
 from rl2048_engine.fast.generation import FastGenerator
-from rl2048_engine.fast.mxfp4_experts import MxExperts, dequantize, load_resident
+from rl2048_engine.fast.lora import fast_lora_forward
+from rl2048_engine.fast.mxfp4_experts import MxExperts, dequantize, grouped_mm_dequantized, load_resident
 from rl2048_engine.loading import load_model
 from rl2048_engine.mxfp4 import dequantize_mxfp4, quantize_mxfp4
 from rl2048_engine.params import LoadParams
@@ -24,7 +25,32 @@ def test_dequantize_matches_the_reference() -> None:
     assert torch.equal(dequantize(blocks, scales, torch.float32), dequantize_mxfp4(blocks, scales, torch.float32))
 
 
-def test_resident_model_matches_the_dequantized_one(tiny_mxfp4_folder: Path) -> None:
+@pytest.mark.parametrize("transposed", [False, True])
+def test_grouped_mm_dequantized_skips_unrouted_chunks(transposed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mxfp4_experts, "DEQUANTIZE_CHUNK", 2)
+    blocks, scales = quantize_mxfp4(torch.randn(6, 48, 64))  # 6 experts, W [48, 64]
+    weight = dequantize(blocks, scales, torch.float32)
+    counts = [3, 0, 0, 0, 5, 1]  # the chunk of experts 2-3 has no rows, the first one half
+    x = torch.randn(sum(counts), 48 if transposed else 64)
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
+    reads: list[int] = []
+
+    def row_ends(offs: torch.Tensor) -> list[int]:
+        reads.append(1)
+        return offs.tolist()
+
+    got = grouped_mm_dequantized(x, offsets, blocks, scales, transposed=transposed, row_ends=row_ends)
+    expert = torch.repeat_interleave(torch.arange(6), torch.tensor(counts))
+    want = torch.stack([x[i] @ (weight[e] if transposed else weight[e].T) for i, e in enumerate(expert.tolist())])
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert reads == [1]
+
+
+@pytest.mark.parametrize("chunk", [8, 3])  # tiny has 4 experts: one chunk, or two uneven ones
+def test_resident_model_matches_the_dequantized_one(
+    tiny_mxfp4_folder: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mxfp4_experts, "DEQUANTIZE_CHUNK", chunk)
     plain = load_model(LoadParams(model=str(tiny_mxfp4_folder), dtype="float32", device="cpu")).causal_lm
     config = AutoConfig.from_pretrained(tiny_mxfp4_folder)
     resident = load_resident(tiny_mxfp4_folder, config, torch.device("cpu"), torch.float32)

@@ -83,6 +83,7 @@ class Dims(NamedTuple):
     scaling: float
     top_k: int
     num_experts: int
+    attention_kernel: bool = False  # decode attention through `decode_attention.py`'s Triton kernel
 
 
 class Routing(NamedTuple):
@@ -110,6 +111,12 @@ def low_rank(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     (float32 SIMT kernels for PEFT's float32 adapters: 0.8 ms a decode step of gpt-oss-20b)."""
     u = (x.unsqueeze(-2) * a).sum(-1)
     return (u.unsqueeze(-2) * b).sum(-1)
+
+
+def router_logits(x: torch.Tensor, p: Proj) -> torch.Tensor:
+    """`x @ W.T + b` for the router's few outputs, as a float32 multiply-sum rounded once (as a GEMM
+    does): compiled, one small reduction instead of a split-K GEMM and its reduction."""
+    return ((x.float().unsqueeze(-2) * p.weight.float()).sum(-1) + p.bias.float()).to(x.dtype)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -147,6 +154,9 @@ def attention(
 
     # Query head h reads kv head h // groups: view queries as [B, kv_heads, groups * S, D].
     q = q.reshape(batch, d.kv_heads, groups * seq, d.head_dim)
+    if seq == 1 and d.attention_kernel:  # one kernel for the rest (decode_attention.py)
+        out = torch.ops.rl2048.decode_attention(q, keys, values, mask.view(batch, -1), t.sinks, d.scaling)
+        return proj(out.view(batch, seq, d.heads * d.head_dim), t.o)
     scores = torch.matmul(q, keys.transpose(-1, -2)).float() * d.scaling
     scores = scores.view(batch, d.kv_heads, groups, seq, -1) + mask.view(batch, 1, 1, seq, -1)
     sinks = t.sinks.float().view(1, d.kv_heads, groups, 1, 1).expand(batch, -1, -1, seq, 1)
@@ -210,7 +220,7 @@ def layer_head(
     input rows in pair order `[P, H]`, and the routing."""
     hidden = hidden + attention(rms_norm(hidden, t.input_norm, d.eps), t, d, cos, sin, keys, values, write_slots, mask)
     x = rms_norm(hidden, t.post_norm, d.eps).reshape(-1, hidden.shape[-1])
-    top, chosen = top_k(proj(x, t.router), d.top_k)
+    top, chosen = top_k(router_logits(x, t.router), d.top_k)
     routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
     return hidden, x[routing.token], routing
 
@@ -410,6 +420,10 @@ def _decode_kernel_applies(weight: torch.Tensor, pairs: int, num_experts: int) -
     )
 
 
+def _power_of_two(n: int) -> bool:
+    return n >= 16 and n & (n - 1) == 0
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary embedding on `x [B, heads, S, D]` with `cos`, `sin` `[B, S, D/2]` (halves, not pairs)."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -502,6 +516,8 @@ class GptOssRunner:
         self.rotary = decoder.rotary_emb
         self.layer_types: list[str] = list(config.layer_types)
         self.window: int = config.sliding_window
+        self.dtype = self.head.weight.dtype
+        self.device = self.head.weight.device
         self.dims = Dims(
             heads=config.num_attention_heads,
             kv_heads=config.num_key_value_heads,
@@ -510,9 +526,10 @@ class GptOssRunner:
             scaling=self.layers[0].self_attn.scaling,
             top_k=config.num_experts_per_tok,
             num_experts=config.num_local_experts,
+            attention_kernel=self.device.type == "cuda" and kernels_enabled() and _power_of_two(config.head_dim),
         )
-        self.dtype = self.head.weight.dtype
-        self.device = self.head.weight.device
+        if self.dims.attention_kernel:
+            from . import decode_attention  # noqa: F401  (registers torch.ops.rl2048.decode_attention)
         for layer in self.layers:
             experts = layer.mlp.experts
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):

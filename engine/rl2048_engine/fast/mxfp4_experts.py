@@ -14,6 +14,7 @@ experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxf
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,34 +52,53 @@ def _pair_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return _TABLES[key]
 
 
+RowEnds = Callable[[torch.Tensor], list[int]]
+"""The routing's cumulative rows per expert (`offsets`) on the host, read once per routing."""
+
+
+def read_once() -> RowEnds:
+    """A `RowEnds` that copies the offsets to the host on its first call only: the two grouped
+    linears of one routing (and their backward, through `ctx`) share that one wait."""
+    ends: list[list[int]] = []
+
+    def row_ends(offsets: torch.Tensor) -> list[int]:
+        if not ends:
+            ends.append(offsets.tolist())
+        return ends[0]
+
+    return row_ends
+
+
 class GroupedMxLinear(torch.autograd.Function):
     """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only.
 
     Decode-shaped calls (a few rows per expert) on CUDA run the Triton kernels of
     `moe_kernels.py`, which unpack each routed expert's tiles in registers and fit in a CUDA
-    graph. Many-row calls (prefill, training) dequantize the routed experts a few at a time
-    (Triton on CUDA, PyTorch elsewhere) and run grouped_mm on their rows: never more than
-    `DEQUANTIZE_CHUNK` experts in bf16 at once."""
+    graph. Many-row calls (prefill, training) dequantize the experts `DEQUANTIZE_CHUNK` at a
+    time (Triton on CUDA, PyTorch elsewhere) and run grouped_mm on their rows: never more than
+    that many experts in bf16 at once."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor
+        ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, row_ends: RowEnds
     ) -> torch.Tensor:
         ctx.save_for_backward(offsets, blocks, scales)
+        ctx.row_ends = row_ends
         if _decode_kernel(x, blocks):
             from .moe_kernels import grouped_linear
 
             return grouped_linear(x, offsets, blocks=blocks, scales=scales)
-        return grouped_mm_dequantized(x, offsets, blocks, scales, transposed=False)
+        return grouped_mm_dequantized(x, offsets, blocks, scales, transposed=False, row_ends=row_ends)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         offsets, blocks, scales = ctx.saved_tensors
         if _decode_kernel(grad, blocks):
             from .moe_kernels import grouped_linear_t
 
-            return grouped_linear_t(grad, offsets, blocks, scales), None, None, None
-        return grouped_mm_dequantized(grad, offsets, blocks, scales, transposed=True), None, None, None
+            return grouped_linear_t(grad, offsets, blocks, scales), None, None, None, None
+        out = grouped_mm_dequantized(grad, offsets, blocks, scales, transposed=True, row_ends=ctx.row_ends)
+        return out, None, None, None, None
 
 
 def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
@@ -90,24 +110,32 @@ DEQUANTIZE_CHUNK = 8
 
 
 def grouped_mm_dequantized(
-    x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, transposed: bool
+    x: torch.Tensor,
+    offsets: torch.Tensor,
+    blocks: torch.Tensor,
+    scales: torch.Tensor,
+    transposed: bool,
+    row_ends: RowEnds | None = None,
 ) -> torch.Tensor:
     """Each row of `x` (sorted by expert, `offsets` the cumulative row ends) times its expert's
-    `W^T` (or `W` when `transposed`), dequantizing the routed experts a chunk at a time. The
-    row counts are read on the host; under CUDA-graph capture every expert is dequantized."""
+    `W^T` (or `W` when `transposed`), dequantizing the experts a chunk at a time (a chunk no row
+    was routed to is skipped). The row ends are read on the host (`row_ends`, once per
+    routing); nothing else waits on the device, since everything a chunk needs is sliced from
+    device tensors. Under CUDA-graph capture every expert is dequantized."""
     if x.is_cuda and torch.cuda.is_current_stream_capturing():
         weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)
         return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offs)
-    ends = offsets.tolist()
-    starts = [0, *ends[:-1]]
-    routed = [e for e, (a, b) in enumerate(zip(starts, ends)) if b > a]
+    ends = (row_ends or read_once())(offsets)
+    experts = torch.arange(blocks.shape[0], device=x.device)
     columns = blocks.shape[2] * 32 if transposed else blocks.shape[1]
     out = x.new_empty((x.shape[0], columns))
-    for i in range(0, len(routed), DEQUANTIZE_CHUNK):
-        chunk = routed[i : i + DEQUANTIZE_CHUNK]
-        low, high = starts[chunk[0]], ends[chunk[-1]]
-        weight = _dequantize_experts(blocks, scales, torch.tensor(chunk, device=x.device), x.dtype)
-        offs = torch.tensor([ends[e] - low for e in chunk], dtype=torch.int32, device=x.device)
+    for first in range(0, len(ends), DEQUANTIZE_CHUNK):
+        chunk = slice(first, first + DEQUANTIZE_CHUNK)
+        low, high = ends[first - 1] if first else 0, ends[chunk][-1]
+        if high == low:
+            continue
+        weight = _dequantize_experts(blocks, scales, experts[chunk], x.dtype)
+        offs = (offsets[chunk] - low).to(torch.int32)
         out[low:high] = F.grouped_mm(x[low:high], weight if transposed else weight.transpose(-1, -2), offs=offs)
     return out
 
@@ -157,13 +185,16 @@ class MxExperts(nn.Module):
         self.limit: float = config.swiglu_limit
 
     def grouped_linears(self) -> tuple[Any, torch.Tensor, Any, torch.Tensor]:
-        """What `forward.grouped_experts` calls: two grouped linears (x, offsets) -> y, and biases."""
+        """What `forward.grouped_experts` calls: two grouped linears (x, offsets) -> y, and biases;
+        a new pair for each routing."""
+
+        row_ends = read_once()  # both linears run on one routing
 
         def gate_up(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales)
+            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales, row_ends)
 
         def down(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales)
+            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales, row_ends)
 
         return gate_up, self.gate_up_proj_bias, down, self.down_proj_bias
 
