@@ -3,10 +3,12 @@
 transformers runs gpt-oss's attention eagerly: the scores are materialized, the sinks
 concatenated onto them, a softmax, two matmuls, each its own kernel forward and backward. A sink
 is one more logit per head that joins every query's softmax and adds nothing to the output, so
-one more key does the same: queries get one more dimension holding 1, the extra key holds
-`sink / scaling` there (the real keys 0), and its value is 0. Its logit is then the sink for every
-query, no mask hides it, and gradients reach the sinks through it. Padded to a multiple of 8
-dimensions, `F.scaled_dot_product_attention` runs it fused, forward and backward.
+one more key does the same: the extra key holds 1 in one more dimension (the real keys 0), each
+query head holds its `sink / scaling` there, and the key's value is 0. Its logit is then the
+head's sink for every query, no mask hides it, and gradients reach the sinks through the queries.
+The key is the same for every head, so the query heads still share their kv heads (`enable_gqa`:
+keys and values are not repeated per head). Padded to a multiple of 8 dimensions,
+`F.scaled_dot_product_attention` runs it fused, forward and backward.
 
 `use_fast_attention(model)` registers it as a transformers attention implementation (with
 transformers' own boolean masks) and selects it.
@@ -41,19 +43,23 @@ def sdpa_with_sinks(
     `[B, kv_heads, S, D]`, `attention_mask` boolean `[B, 1, L, S]` (True: attend); returns
     `[B, L, H, D]`."""
     batch, heads, length, dim = query.shape
-    groups = heads // key.shape[1]
-    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    pad = (0, EXTRA_DIMS)
-    query = F.pad(query, pad)
-    query[..., dim] = 1.0
-    sink = (module.sinks / scaling).to(key.dtype).view(1, heads, 1, 1).expand(batch, -1, -1, -1)
-    sink_key = F.pad(torch.cat([key.new_zeros(batch, heads, 1, dim), sink], dim=-1), (0, EXTRA_DIMS - 1))
-    key = torch.cat([F.pad(key, pad), sink_key], dim=2)
-    value = F.pad(F.pad(value, pad), (0, 0, 0, 1))  # the sink's value row: zeros
+    kv_heads = key.shape[1]
+    sink = (module.sinks / scaling).to(query.dtype).view(1, heads, 1, 1).expand(batch, -1, length, 1)
+    query = torch.cat([query, sink, query.new_zeros(batch, heads, length, EXTRA_DIMS - 1)], dim=-1)
+    sink_key = key.new_zeros(batch, kv_heads, 1, dim + EXTRA_DIMS)
+    sink_key[..., dim] = 1.0
+    key = torch.cat([F.pad(key, (0, EXTRA_DIMS)), sink_key], dim=2)
+    value = F.pad(value, (0, EXTRA_DIMS, 0, 1))  # the sink's value row: zeros
     if attention_mask is not None:
         attention_mask = F.pad(attention_mask, (0, 1), value=True)  # every query sees the sink
     out = F.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout if module.training else 0.0, scale=scaling
+        query,
+        key,
+        value,
+        attn_mask=attention_mask,
+        dropout_p=dropout if module.training else 0.0,
+        scale=scaling,
+        enable_gqa=heads != kv_heads,
     )
     return out[..., :dim].transpose(1, 2).contiguous(), None
 
