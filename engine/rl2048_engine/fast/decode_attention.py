@@ -33,7 +33,7 @@ def _decode_attention_kernel(
     k_ptr,  # [B, KV, T, D] contiguous
     v_ptr,
     mask_ptr,  # [B, T] float32 additive
-    sinks_ptr,  # [KV * G] float32
+    sinks_ptr,  # [KV * G], any float dtype (converted here: no cast kernel)
     out_ptr,  # [B, KV, G, D] contiguous
     stride_qb,
     stride_qh,
@@ -84,7 +84,7 @@ def decode_attention(
     slots = keys.shape[2]
     out = torch.empty((batch, kv_heads, groups, dim), dtype=q.dtype, device=q.device)
     _decode_attention_kernel[(batch, kv_heads)](
-        q, keys.contiguous(), values.contiguous(), mask.float().contiguous(), sinks.float().contiguous(), out,
+        q, keys.contiguous(), values.contiguous(), mask.float().contiguous(), sinks.contiguous(), out,
         q.stride(0), q.stride(1), q.stride(2), scaling, slots,
         KV=kv_heads, G=groups, D=dim, BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_T=BLOCK_T,
     )  # fmt: skip
