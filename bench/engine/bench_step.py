@@ -26,6 +26,9 @@ Before timing, the Triton kernels are checked on the GPU against grouped_mm at g
 shapes (dense and MXFP4, forward and the MXFP4 backward, dequantization, decode attention); a kernel that fails its check is
 turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
+Timing: each of our phases runs once untimed (compilation, graph capture), then `REPEATS` times
+timed; the median is reported, with every run. The plain way is timed once after a warm-up.
+
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
 the same weights. The floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
@@ -94,6 +97,21 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
         torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / GIB if GPU else 0.0
     return result, time.perf_counter() - start, peak
+
+
+REPEATS = 3
+"""Timed runs of each of our phases after its first call; the median is reported (and every run)."""
+
+
+def timed_runs(fn: Callable[[], Any], before: Callable[[], None] = lambda: None) -> tuple[Any, float, float, list]:
+    """`REPEATS` timed calls of `fn` (`before` each, untimed): the last result, the median seconds,
+    the highest peak and every run's seconds."""
+    runs = []
+    for _ in range(REPEATS):
+        before()
+        runs.append(timed(fn))
+    seconds = sorted(r[1] for r in runs)
+    return runs[-1][0], seconds[len(seconds) // 2], max(r[2] for r in runs), [round(r[1], 3) for r in runs]
 
 
 def fast_forward(loaded: LoadedModel, fast: bool) -> None:
@@ -401,16 +419,16 @@ def main() -> None:
     gen = torch.Generator(device=loaded.device).manual_seed(0)
     _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     record("ours", "generate (first call: graph capture)", seconds, peak)
-    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1), runs=runs)
     ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(ours_pairs, loaded.device)
     fast_forward(loaded, True)  # as the engine does in fast mode
     with torch.no_grad():
         _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
         record("ours", "logprobs (first call: compiles)", seconds, peak)
-        (ours_lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
-    record("ours", "logprobs", seconds, peak)
+        (ours_lp, _), seconds, peak, runs = timed_runs(lambda: token_logprobs(loaded.causal_lm, batch))
+    record("ours", "logprobs", seconds, peak, runs=runs)
     fast_forward(loaded, False)  # transformers' own, for the plain way
 
     # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
@@ -434,12 +452,16 @@ def main() -> None:
     plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
     record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
     fast_forward(loaded, True)
-    for i in range(2):
+
+    def restart() -> None:  # every run of ours from the weights and optimizer state the plain one had
         set_peft_model_state_dict(loaded.model, start_weights)
         optimizer.load_state_dict(start_optim)
-        metrics, seconds, peak = timed(lambda: train_step_fused(trainer, train_params))
-        label = "train" if i else "train (first call)"
-        record("ours", label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+
+    restart()
+    metrics, seconds, peak = timed(lambda: train_step_fused(trainer, train_params))
+    record("ours", "train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, train_params), restart)
+    record("ours", "train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
     checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
 
     fl = floor(loaded, ceilings)
@@ -524,24 +546,25 @@ def mxfp4_mode(
     total = PROMPTS * N * new_tokens
     _, seconds, peak = timed(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
     record("generate (first call: graph capture)", seconds, peak)
-    completions, seconds, peak = timed(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
-    record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1), new_tokens=new_tokens)
+    completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
+    record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1), new_tokens=new_tokens, runs=runs)
     pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
     batch = make_batch(pairs, device)
     with torch.no_grad():
         _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
         record("logprobs (first call: compiles)", seconds, peak)
-        (lp, _), seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
-    record("logprobs", seconds, peak)
+        (lp, _), seconds, peak, runs = timed_runs(lambda: token_logprobs(loaded.causal_lm, batch))
+    record("logprobs", seconds, peak, runs=runs)
     sampled = torch.tensor([c.logprobs for c in completions], device=device)
     checks["mxfp4_sampling_vs_logprobs_mean_abs"] = float((sampled - lp).abs().mean())
     with torch.no_grad():
         same, _ = token_logprobs(loaded.causal_lm, make_batch(bf16_pairs, device))
     checks["mxfp4_vs_bf16_logprobs_mean_abs"] = float((same - bf16_logprobs).abs().mean())
     params = step_params(pairs, sampled.tolist())
-    for label in ("train (first call)", "train"):
-        metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
-        record(label, seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
+    record("train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params))
+    record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
 
 
 def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[str, float], checks: dict) -> dict:
