@@ -31,7 +31,7 @@ timed; the median is reported, with every run. The plain way is timed once after
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
-the same weights. The floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
+the same weights, and against ours with PEFT's float32 LoRA in place of `use_fast_lora`. The floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
 Writes bench_step.json into --out (default: $OUT when set, else the current folder).
 """
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -463,10 +464,15 @@ def main() -> None:
     metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, train_params), restart)
     record("ours", "train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
     checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
+    use_fast_lora(loaded.model, False)  # the same update with PEFT's float32 LoRA: what ours changes alone
+    restart()
+    peft_norm = train_step_fused(trainer, train_params)["grad_norm"]
+    checks["grad_norm_fast_lora_vs_peft_rel_diff"] = abs(metrics["grad_norm"] - peft_norm) / peft_norm
 
     fl = floor(loaded, ceilings)
     fl_mx = floor(loaded, ceilings, expert_bytes_per_param=17 / 32)  # 16 bytes + 1 scale per 32
     del trainer, optimizer, fast, loaded, start_weights, start_optim
+    gc.collect()  # the bf16 phase's model and graphs sit in reference cycles: free them before measuring MXFP4
     if GPU:
         torch.cuda.empty_cache()
     mxfp4_mode(folder, prompts, rows, checks, ours_pairs, ours_lp)

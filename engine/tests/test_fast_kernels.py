@@ -101,8 +101,33 @@ def check_attention() -> None:
         outs = []
         for kernel in (False, True):
             k, v = keys.clone(), values.clone()
-            outs.append(attention(x, t, d._replace(attention_kernel=kernel), cos, sin, k, v, torch.tensor([slot]), mask))
+            outs.append(attention(x, t, d._replace(decode_kernels=kernel), cos, sin, k, v, torch.tensor([slot]), mask))
         assert torch.allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5), f"decode attention, window {window}"
+
+
+def check_routing() -> None:
+    """The decode routing kernel against `top_k` and `route`: gpt-oss-20b's 8 tokens x 32 experts
+    (top 4), and sizes that are not powers of two."""
+    from rl2048_engine.fast.decode_routing import route_top_k
+    from rl2048_engine.fast.forward import Routing, route, top_k
+
+    gen = torch.Generator().manual_seed(0)
+    for tokens, experts, k in ((8, 32, 4), (3, 4, 2), (5, 6, 3), (64, 32, 4)):
+        logits = torch.randn(tokens, experts, generator=gen)
+        top, chosen = top_k(logits, k)
+        want = route(chosen, torch.softmax(top, dim=-1), experts)
+        got = Routing(*route_top_k(logits, k))
+        for name in ("token", "expert", "offsets", "inverse"):
+            assert torch.equal(getattr(got, name), getattr(want, name)), f"routing {name} {tokens}x{experts}"
+        assert torch.allclose(got.weight, want.weight, rtol=1e-5, atol=1e-6), f"routing weight {tokens}x{experts}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_decode_routing_kernel_matches_top_k_and_route() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [sys.executable, __file__, "routing"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
@@ -137,5 +162,7 @@ if __name__ == "__main__":
         check_edges()
     elif sys.argv[1:] == ["attention"]:
         check_attention()
+    elif sys.argv[1:] == ["routing"]:
+        check_routing()
     else:
         check([int(c) for c in sys.argv[1:]])

@@ -83,7 +83,8 @@ class Dims(NamedTuple):
     scaling: float
     top_k: int
     num_experts: int
-    attention_kernel: bool = False  # decode attention through `decode_attention.py`'s Triton kernel
+    decode_kernels: bool = False  # decode attention and routing as the Triton kernels of
+    # `decode_attention.py` and `decode_routing.py`
 
 
 class Routing(NamedTuple):
@@ -154,7 +155,7 @@ def attention(
 
     # Query head h reads kv head h // groups: view queries as [B, kv_heads, groups * S, D].
     q = q.reshape(batch, d.kv_heads, groups * seq, d.head_dim)
-    if seq == 1 and d.attention_kernel:  # one kernel for the rest (decode_attention.py)
+    if seq == 1 and d.decode_kernels:  # one kernel for the rest (decode_attention.py)
         out = torch.ops.rl2048.decode_attention(q, keys, values, mask.view(batch, -1), t.sinks, d.scaling)
         return proj(out.view(batch, seq, d.heads * d.head_dim), t.o)
     scores = torch.matmul(q, keys.transpose(-1, -2)).float() * d.scaling
@@ -220,8 +221,12 @@ def layer_head(
     input rows in pair order `[P, H]`, and the routing."""
     hidden = hidden + attention(rms_norm(hidden, t.input_norm, d.eps), t, d, cos, sin, keys, values, write_slots, mask)
     x = rms_norm(hidden, t.post_norm, d.eps).reshape(-1, hidden.shape[-1])
-    top, chosen = top_k(router_logits(x, t.router), d.top_k)
-    routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
+    logits = router_logits(x, t.router)
+    if d.decode_kernels and x.shape[0] * d.top_k <= SORT_BY_COMPARING:  # one kernel (decode_routing.py)
+        routing = Routing(*torch.ops.rl2048.route_top_k(logits, d.top_k))
+    else:
+        top, chosen = top_k(logits, d.top_k)
+        routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
     return hidden, x[routing.token], routing
 
 
@@ -331,11 +336,13 @@ EAGER = LayerFunctions(
 )
 
 
-def compiled_functions(dynamic: bool = False) -> LayerFunctions:
+def compiled_functions(dynamic: bool = False, combo_kernels: bool = False) -> LayerFunctions:
     """The layer functions through `torch.compile`. With static shapes (decode) each compiles
     once per batch and cache size, then serves every layer (its weights are arguments); with
-    `dynamic`, once for any number of rows (training)."""
-    return LayerFunctions(*(torch.compile(f, fullgraph=True, dynamic=dynamic) for f in EAGER))
+    `dynamic`, once for any number of rows (training). `combo_kernels` (GPU): inductor also
+    merges independent kernels into one launch (a decode step of gpt-oss-20b: 585 -> 513)."""
+    options = {"combo_kernels": True} if combo_kernels else None
+    return LayerFunctions(*(torch.compile(f, fullgraph=True, dynamic=dynamic, options=options) for f in EAGER))
 
 
 _COMPILED: dict[str, LayerFunctions] = {}
@@ -526,10 +533,10 @@ class GptOssRunner:
             scaling=self.layers[0].self_attn.scaling,
             top_k=config.num_experts_per_tok,
             num_experts=config.num_local_experts,
-            attention_kernel=self.device.type == "cuda" and kernels_enabled() and _power_of_two(config.head_dim),
+            decode_kernels=self.device.type == "cuda" and kernels_enabled() and _power_of_two(config.head_dim),
         )
-        if self.dims.attention_kernel:
-            from . import decode_attention  # noqa: F401  (registers torch.ops.rl2048.decode_attention)
+        if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention and route_top_k
+            from . import decode_attention, decode_routing  # noqa: F401
         for layer in self.layers:
             experts = layer.mlp.experts
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):

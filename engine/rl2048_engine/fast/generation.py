@@ -61,7 +61,7 @@ class FastGenerator:
         cuda = self.runner.device.type == "cuda"
         self.use_graph = cuda if use_graph is None else use_graph
         compile_ = cuda if compiled is None else compiled
-        self.fns = compiled_functions() if compile_ else EAGER
+        self.fns = compiled_functions(combo_kernels=cuda) if compile_ else EAGER
         self.prefill_fns = compiled_functions(dynamic=True) if compile_ else EAGER  # prompt widths vary
         self.state: _DecodeState | None = None
 
