@@ -271,7 +271,8 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
 
 def check_attention_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
     """The decode attention kernel vs its PyTorch path (as `forward.attention` computes it): 8 rows,
-    a 384-slot cache, the last 100 slots unwritten, a 128-slot window, the layer-0 sinks."""
+    a 384-slot cache, the last 100 slots unwritten, a 128-slot window, the layer-0 sinks; and the
+    decode routing kernel vs `top_k` and `route` on 8 tokens' random logits."""
     from rl2048_engine.fast.decode_attention import decode_attention
 
     config, attn = loaded.causal_lm.config, loaded.causal_lm.get_decoder().layers[0].self_attn
@@ -291,7 +292,18 @@ def check_attention_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
     checks["kernel_attention_rel_err"] = rel_err(kernel(), reference())
     checks["kernel_attention_us"] = median_us(kernel)
     checks["torch_attention_us"] = median_us(reference)
-    return checks["kernel_attention_rel_err"] < 2e-2
+    ok = checks["kernel_attention_rel_err"] < 2e-2
+    from rl2048_engine.fast.decode_routing import route_top_k
+    from rl2048_engine.fast.forward import Routing, route, top_k
+
+    logits = torch.randn(8, config.num_local_experts, device="cuda", dtype=torch.bfloat16)
+    top, chosen = top_k(logits, config.num_experts_per_tok)
+    want = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), config.num_local_experts)
+    got = Routing(*route_top_k(logits, config.num_experts_per_tok))
+    same = all(torch.equal(getattr(got, f), getattr(want, f)) for f in ("token", "expert", "offsets", "inverse"))
+    checks["kernel_routing_same_pairs"] = same
+    checks["kernel_routing_weight_rel_err"] = rel_err(got.weight, want.weight)
+    return ok and same and checks["kernel_routing_weight_rel_err"] < 1e-2
 
 
 def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
