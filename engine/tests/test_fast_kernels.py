@@ -122,39 +122,38 @@ def check_routing() -> None:
         assert torch.allclose(got.weight, want.weight, rtol=1e-5, atol=1e-6), f"routing weight {tokens}x{experts}"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
-def test_decode_routing_kernel_matches_top_k_and_route() -> None:
+def in_interpreter(*args: str) -> None:
+    """Run this file with `args` in a child Python under Triton's CPU interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, __file__, "routing"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    args_ = [sys.executable, __file__, *args]
+    done = subprocess.run(args_, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
-def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, __file__, "attention"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
 
 # Expert 1 gets no rows (its program must stop at once); in the second case experts average
 # more than 16 rows, so the kernels take their 64-row tiles.
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+@needs_triton
 @pytest.mark.parametrize("counts", [[3, 0, 5, 20], [70, 0, 9, 33]], ids=["decode", "prefill"])
 def test_kernels_match_per_expert_matmuls(counts: list[int]) -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, __file__, *map(str, counts)]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    in_interpreter(*map(str, counts))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+@needs_triton
 def test_mxfp4_unpacking_at_the_edges() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, __file__, "edges"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    in_interpreter("edges")
+
+
+@needs_triton
+def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
+    in_interpreter("attention")
+
+
+@needs_triton
+def test_decode_routing_kernel_matches_top_k_and_route() -> None:
+    in_interpreter("routing")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   first grouped linear, `activate`; `add_experts` sums the second one's rows into the residual.
   `GptOssRunner(compiled=True)` runs them through `torch.compile` (one compilation serves every
   layer), which fuses their few hundred small kernels a step into a few dozen; the grouped
-  linears stay outside, as Triton kernels or `grouped_mm`.
+  linears stay outside, as Triton kernels or `grouped_mm`. On CUDA a decode step's attention
+  and routing are one Triton kernel each (`decode_attention.py`, `decode_routing.py`,
+  `Dims.decode_kernels`), called from inside the compiled function.
 - Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
   The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
   they are; LoRA on the experts is refused). With `fold_lora`, `refresh()` writes each layer's
