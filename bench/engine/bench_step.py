@@ -22,16 +22,18 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   Triton kernel without dequantizing, prefill and training dequantize the routed experts 8 at
   a time (Triton) for grouped_mm; embeddings offloaded to CPU memory, activation checkpointing.
 
-Before timing, the Triton kernels are checked on the GPU against grouped_mm at gpt-oss-20b's
-shapes (dense and MXFP4, forward and the MXFP4 backward, dequantization, decode attention); a kernel that fails its check is
+Before timing, the Triton kernels are checked on the GPU at gpt-oss-20b's shapes (the expert
+products against grouped_mm, dense and MXFP4, forward and the MXFP4 backward; dequantization;
+decode attention and routing against their PyTorch code); a kernel that fails its check is
 turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
-Timing: each of our phases runs once untimed (compilation, graph capture), then `REPEATS` times
-timed; the median is reported, with every run. The plain way is timed once after a warm-up.
+Timing: each of our phases runs once first (compilation, graph capture; recorded as its first
+call), then `REPEATS` times; the median is reported, with every run. The plain way is timed once after a warm-up.
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
-the same weights, and against ours with PEFT's float32 LoRA in place of `use_fast_lora`. The floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
+the same weights, and against ours with PEFT's float32 LoRA in place of `use_fast_lora`. The
+floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
 Writes bench_step.json into --out (default: $OUT when set, else the current folder).
 """
 
@@ -261,7 +263,7 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
             checks[f"kernel_dense_{name}_us"] = median_us(lambda: grouped_linear(x, offs, weight=w))
             checks[f"grouped_mm_{name}_us"] = median_us(lambda: F.grouped_mm(x, w, offs=offs))
         ok = checks["kernel_dense_gate_up_rel_err"] < 1e-2 and checks["kernel_dense_down_rel_err"] < 1e-2
-        ok = check_attention_kernel(loaded, checks) and ok
+        ok = check_decode_kernels(loaded, checks) and ok
     except Exception as err:  # noqa: BLE001 - a kernel that does not build is reported, not fatal
         checks["kernel_dense_error"] = repr(err)[:500]
         ok = False
@@ -269,14 +271,15 @@ def check_dense_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
     return ok
 
 
-def check_attention_kernel(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
+def check_decode_kernels(loaded: LoadedModel, checks: dict[str, Any]) -> bool:
     """The decode attention kernel vs its PyTorch path (as `forward.attention` computes it): 8 rows,
     a 384-slot cache, the last 100 slots unwritten, a 128-slot window, the layer-0 sinks; and the
     decode routing kernel vs `top_k` and `route` on 8 tokens' random logits."""
     from rl2048_engine.fast.decode_attention import decode_attention
 
     config, attn = loaded.causal_lm.config, loaded.causal_lm.get_decoder().layers[0].self_attn
-    kv, groups, dim, slots = config.num_key_value_heads, config.num_attention_heads // config.num_key_value_heads, config.head_dim, 384
+    kv, dim, slots = config.num_key_value_heads, config.head_dim, 384
+    groups = config.num_attention_heads // kv
     q = torch.randn(8, kv, groups, dim, device="cuda", dtype=torch.bfloat16)
     keys, values = (torch.randn(8, kv, slots, dim, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     j = torch.arange(slots, device="cuda")

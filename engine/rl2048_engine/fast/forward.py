@@ -342,7 +342,7 @@ def compiled_functions(dynamic: bool = False, combo_kernels: bool = False) -> La
     """The layer functions through `torch.compile`. With static shapes (decode) each compiles
     once per batch and cache size, then serves every layer (its weights are arguments); with
     `dynamic`, once for any number of rows (training). `combo_kernels` (GPU): inductor also
-    merges independent kernels into one launch (a decode step of gpt-oss-20b: 585 -> 513)."""
+    merges independent kernels into one launch (a gpt-oss-20b decode step on an H200: 585 -> 513)."""
     options = {"combo_kernels": True} if combo_kernels else None
     return LayerFunctions(*(torch.compile(f, fullgraph=True, dynamic=dynamic, options=options) for f in EAGER))
 
@@ -429,8 +429,9 @@ def _decode_kernel_applies(weight: torch.Tensor, pairs: int, num_experts: int) -
     )
 
 
-def _power_of_two(n: int) -> bool:
-    return n >= 16 and n & (n - 1) == 0
+def _decode_kernels_fit(head_dim: int) -> bool:
+    """The decode attention kernel takes a power-of-two head dimension of at least 16 (`tl.dot`)."""
+    return head_dim >= 16 and head_dim & (head_dim - 1) == 0
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -493,11 +494,16 @@ def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]
     return weight, base.bias
 
 
+def active_adapters(linear: nn.Module) -> list[str]:
+    """The names of a PEFT layer's active, unmerged LoRA adapters; none for a plain one."""
+    if not hasattr(linear, "lora_A") or linear.disable_adapters or linear.merged:
+        return []
+    return [n for n in linear.active_adapters if n in linear.lora_A]
+
+
 def lora_of(linear: nn.Module) -> tuple[tuple[torch.Tensor, torch.Tensor, float], ...]:
     """The active, unmerged LoRA adapters of a PEFT layer as (A, B, scaling); none for a plain one."""
-    if not hasattr(linear, "lora_A") or linear.disable_adapters or linear.merged:
-        return ()
-    names = [n for n in linear.active_adapters if n in linear.lora_A]
+    names = active_adapters(linear)
     return tuple((linear.lora_A[n].weight, linear.lora_B[n].weight, float(linear.scaling[n])) for n in names)
 
 
@@ -535,7 +541,7 @@ class GptOssRunner:
             scaling=self.layers[0].self_attn.scaling,
             top_k=config.num_experts_per_tok,
             num_experts=config.num_local_experts,
-            decode_kernels=self.device.type == "cuda" and kernels_enabled() and _power_of_two(config.head_dim),
+            decode_kernels=self.device.type == "cuda" and kernels_enabled() and _decode_kernels_fit(config.head_dim),
         )
         if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention and route_top_k
             from . import decode_attention, decode_routing  # noqa: F401

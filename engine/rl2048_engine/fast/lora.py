@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .forward import active_adapters
+
 
 class LoraLinear(torch.autograd.Function):
     @staticmethod
@@ -66,16 +68,14 @@ def fast_lora_forward(layer: nn.Module, x: torch.Tensor, *args: Any, **kwargs: A
     if args or kwargs or adapter is None:
         return type(layer).forward(layer, x, *args, **kwargs)  # type: ignore[no-any-return]
     base = layer.base_layer
-    a, b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
-    return LoraLinear.apply(x, base.weight, base.bias, a, b, float(layer.scaling[adapter]))  # type: ignore[no-any-return]
+    a, b, scaling = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight, float(layer.scaling[adapter])
+    return LoraLinear.apply(x, base.weight, base.bias, a, b, scaling)  # type: ignore[no-any-return]
 
 
 def _plain_adapter(layer: nn.Module) -> str | None:
     """The one active adapter's name when the layer computes plain LoRA on an `nn.Linear`."""
-    if layer.disable_adapters or layer.merged or not isinstance(layer.base_layer, nn.Linear):
-        return None
-    active = [n for n in layer.active_adapters if n in layer.lora_A]
-    if len(active) != 1:
+    active = active_adapters(layer)
+    if len(active) != 1 or not isinstance(layer.base_layer, nn.Linear):
         return None
     name = active[0]
     plain = isinstance(layer.lora_dropout[name], nn.Identity) and name not in getattr(layer, "lora_variant", {})
