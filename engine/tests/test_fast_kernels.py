@@ -76,6 +76,39 @@ def check_edges() -> None:
     assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 bytes transposed"
 
 
+def check_compiled() -> None:
+    """The kernels compiled for the GPU, where they unpack by byte tables (`_e2m1_pairs`): the
+    dequantization bit-exact on every byte and at the edge scales, the products (bf16, as decode
+    runs them) within bf16 rounding of dequantize + matmul."""
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+
+    gen = torch.Generator().manual_seed(0)
+    experts, n, k = 2, 128, 160
+    blocks = torch.arange(experts * n * k // 2).remainder(256).to(torch.uint8).reshape(experts, n, k // 32, 16).cuda()
+    edges = torch.tensor([0, 1, 2, 3, 120, 127, 251, 252, 253, 254, 255], dtype=torch.uint8)
+    scales = edges[torch.randint(0, len(edges), (experts, n, k // 32), generator=gen)].cuda()
+    for dtype in (torch.float32, torch.bfloat16):
+        got = kernels.dequantize_experts(blocks, scales, torch.tensor([1, 0]).cuda(), dtype)
+        assert torch.equal(got, dequantize(blocks, scales.clamp(2, 252), dtype)[[1, 0]]), f"dequantize {dtype}"
+
+    scales = torch.randint(112, 129, (experts, n, k // 32), generator=gen, dtype=torch.uint8).cuda()
+    weight = dequantize(blocks, scales, torch.float32)
+    counts = [5, 7]
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32).cuda()
+    x = torch.randn(sum(counts), k, generator=gen).cuda().bfloat16()
+    dy = torch.randn(sum(counts), n, generator=gen).cuda().bfloat16()
+    got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
+    want = per_expert(x.float(), counts, weight.transpose(1, 2))
+    assert rel_err(got, want) < 1e-2, f"mxfp4 product: {rel_err(got, want)}"
+    got, want = kernels.grouped_linear_t(dy, offsets, blocks, scales), per_expert(dy.float(), counts, weight)
+    assert rel_err(got, want) < 1e-2, f"mxfp4 transposed product: {rel_err(got, want)}"
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.float() - want).norm() / want.norm())
+
+
 def check_attention() -> None:
     """`forward.attention` for one new token with the decode kernel against its PyTorch path: 8
     query heads on 2 kv heads, 70 cache slots (not a multiple of the kernel's 64), a row with
@@ -144,6 +177,12 @@ def test_kernels_match_per_expert_matmuls(counts: list[int]) -> None:
 @needs_triton
 def test_mxfp4_unpacking_at_the_edges() -> None:
     in_interpreter("edges")
+
+
+@needs_triton
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
+def test_compiled_kernels_unpack_exactly_on_the_gpu() -> None:
+    check_compiled()
 
 
 @needs_triton

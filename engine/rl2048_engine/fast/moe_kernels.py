@@ -13,12 +13,16 @@ routed expert's weights are read once and the others never.
   are the low and high nibbles: the kernel takes two dots, with the even and the odd columns of x.
 
 Unpacking (`_mx_tile`) loads a tile as `[rows, groups, 16 bytes]` and each scale once per (row,
-32-column group). It builds each weight's scaled bf16 bit pattern with a few integer operations
-(`_e2m1`: no float conversion, exp2 or multiply), exact for scales s in 2..252 (2^-125 .. 2^125);
-scales outside (e8m0's NaN, 255, included) are clamped to that range. `mxfp4.quantize_mxfp4` gives
-s < 2 only to a block whose largest |w| is below 6 * 2^-126 (9e-38) and s > 252 only above
+32-column group). On the GPU (`_e2m1_pairs`) eight codes at a time become bf16 values through byte
+permutes (`prmt`) from two tables, about 2.4 instructions a weight, then one multiply by the
+scale; under the CPU interpreter, which has no inline assembly, `_e2m1` builds each scaled bit
+pattern with integer operations. Both are exact for scales s in 2..252 (2^-125 .. 2^125) and give
+the same bits; scales outside (e8m0's NaN, 255, included) are clamped to that range.
+`mxfp4.quantize_mxfp4` gives s < 2 only to a block whose largest |w| is below 6 * 2^-126 (9e-38) and s > 252 only above
 6 * 2^125 (2.5e38); such blocks come out within a factor 4 of their values (tiny ones stay below
-4e-37, huge ones finite where they would overflow).
+4e-37, huge ones finite where they would overflow). Hopper has no fp4 conversion instruction;
+Triton's `tl.dot_scaled`, which upcasts the same tiles itself, took 375 us where the byte tables
+take 284 us (gate_up + down at gpt-oss-20b's decode shape, H200, bench/RESULTS.md).
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
@@ -45,6 +49,12 @@ def _scale_base(s):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
+def _scale_bf16(s):  # type: ignore[no-untyped-def]
+    """2^(s-127) in bf16 (exponent field s) for e8m0 scales s, clamped to 2..252 as in `_scale_base`."""
+    return (tl.minimum(tl.maximum(s.to(tl.int32), 2), 252) << 7).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit
 def _e2m1(code, base):  # type: ignore[no-untyped-def]
     """e2m1 codes (0..15: bit 3 sign, bits 1-2 exponent e, bit 0 mantissa m) times 2^(s-127), in
     bf16, built as bits; `base` is `_scale_base(s)`. For e >= 1 the value 2^(e-1) (1 + m/2) 2^(s-127)
@@ -56,20 +66,70 @@ def _e2m1(code, base):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
+def _e2m1_pairs(packed):  # type: ignore[no-untyped-def]
+    """Both e2m1 codes of each byte of `packed` (uint8) as bf16 values, unscaled: `(low nibble's,
+    high nibble's)`. One call takes four bytes (eight codes) in a register. A code's magnitude
+    (bits 0-2) selects the high and the low byte of its bf16 value from two 8-entry tables held in
+    register pairs (`prmt`: 0, 0.5, 1, 1.5 | 2, 3, 4, 6 are 0x0000, 0x3F00, 0x3F80, 0x3FC0 | 0x4000,
+    0x4040, 0x4080, 0x40C0); two more permutes pair the bytes into values, and the sign (bit 3) is
+    moved to bit 15. GPU only (inline PTX)."""
+    return tl.inline_asm_elementwise(
+        asm="""
+        {
+        .reg .b32 mag, mag_hi, hi_a, hi_b, lo_a, lo_b, h01, l01, h23, l23, t, u;
+        mov.b32 hi_a, 0x3F3F3F00;
+        mov.b32 hi_b, 0x40404040;
+        mov.b32 lo_a, 0xC0800000;
+        mov.b32 lo_b, 0xC0804000;
+        and.b32 mag, $4, 0x77777777;
+        shr.u32 mag_hi, mag, 16;
+        prmt.b32 h01, hi_a, hi_b, mag;
+        prmt.b32 l01, lo_a, lo_b, mag;
+        prmt.b32 h23, hi_a, hi_b, mag_hi;
+        prmt.b32 l23, lo_a, lo_b, mag_hi;
+        prmt.b32 $0, l01, h01, 0x6240;
+        prmt.b32 $1, l23, h23, 0x6240;
+        prmt.b32 $2, l01, h01, 0x7351;
+        prmt.b32 $3, l23, h23, 0x7351;
+        shl.b32 t, $4, 4;
+        prmt.b32 u, t, 0, 0x1404;
+        lop3.b32 $0, $0, u, 0x80008000, 0xF8;
+        prmt.b32 u, t, 0, 0x3424;
+        lop3.b32 $1, $1, u, 0x80008000, 0xF8;
+        prmt.b32 u, $4, 0, 0x1404;
+        lop3.b32 $2, $2, u, 0x80008000, 0xF8;
+        prmt.b32 u, $4, 0, 0x3424;
+        lop3.b32 $3, $3, u, 0x80008000, 0xF8;
+        }
+        """,
+        constraints="=r,=r,=r,=r,r",
+        args=[packed],
+        dtype=(tl.bfloat16, tl.bfloat16),
+        is_pure=True,
+        pack=4,
+    )
+
+
+@triton.jit
+def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr, LUT: tl.constexpr):  # type: ignore
     """Weight rows `w_rows [R]` (rows of the experts' `[E * N, K]`) at input columns 32 g0 to
     32 (g0 + GROUPS): `(even, odd)`, the even and the odd columns, `[R, 16 GROUPS]` bf16 each; zero
-    past K and in masked rows. (Interleaving them into one dot operand breaks Triton 3.6's
-    Hopper wgmma path, so the dot kernels take two dots.)"""
+    past K and in masked rows. `LUT`: unpack by `_e2m1_pairs` (GPU), else by `_e2m1`. (Interleaving
+    them into one dot operand breaks Triton 3.6's Hopper wgmma path, so the dot kernels take two dots.)"""
     g = g0 + tl.arange(0, GROUPS)
     ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
     group = w_rows[:, None] * (K // 32) + g[None, :]  # index in scales; its 16 bytes in blocks follow
-    base = _scale_base(tl.load(scales_ptr + group, mask=ok, other=127))[:, :, None]
+    s = tl.load(scales_ptr + group, mask=ok, other=127)
     packed = tl.load(
         blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0
-    )
-    packed = packed.to(tl.int32)  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
+    )  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
     shape: tl.constexpr = (w_rows.shape[0], 16 * GROUPS)
+    if LUT:
+        scale = _scale_bf16(s)[:, :, None]
+        low, high = _e2m1_pairs(packed)
+        return tl.reshape(low * scale, shape), tl.reshape(high * scale, shape)
+    base = _scale_base(s)[:, :, None]
+    packed = packed.to(tl.int32)
     return tl.reshape(_e2m1(packed & 15, base), shape), tl.reshape(_e2m1(packed >> 4, base), shape)
 
 
@@ -95,7 +155,7 @@ def _grouped_kernel(
     stride_wk,
     stride_wn,
     MX: tl.constexpr,
-    DOT_SCALED: tl.constexpr,
+    LUT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -112,20 +172,8 @@ def _grouped_kernel(
             k = k0 + tl.arange(0, BLOCK_K)
             k_ok = k < K
             x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            if MX and DOT_SCALED:  # Triton unpacks: the packed tile as [BLOCK_K / 2, BLOCK_N] bytes
-                kb = k0 // 2 + tl.arange(0, BLOCK_K // 2)
-                w_rows = e * N + cols
-                packed = tl.load(
-                    w_ptr + w_rows[None, :] * (K // 2) + kb[:, None],
-                    mask=col_ok[None, :] & (kb < K // 2)[:, None],
-                    other=0,
-                )
-                g = k0 // 32 + tl.arange(0, BLOCK_K // 32)
-                scale_ok = col_ok[:, None] & (g < K // 32)[None, :]
-                scale = tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=scale_ok, other=127)
-                acc = tl.dot_scaled(x, None, "bf16", packed, scale, "e2m1", acc)
-            elif MX:  # weight rows are output columns
-                w_even, w_odd = _mx_tile(w_ptr, scales_ptr, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K)
+            if MX:  # weight rows are output columns
+                w_even, w_odd = _mx_tile(w_ptr, scales_ptr, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
                 x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
                 acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
                 acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
@@ -152,6 +200,7 @@ def _grouped_mx_t_kernel(
     N: tl.constexpr,
     stride_dm,
     stride_om,
+    LUT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_R: tl.constexpr,
@@ -170,7 +219,7 @@ def _grouped_mx_t_kernel(
         for r0 in range(0, N, BLOCK_R):
             r = r0 + tl.arange(0, BLOCK_R)
             r_ok = r < N
-            w_even, w_odd = _mx_tile(blocks_ptr, scales_ptr, e * N + r, r_ok, g0, BLOCK_C // 32, K)
+            w_even, w_odd = _mx_tile(blocks_ptr, scales_ptr, e * N + r, r_ok, g0, BLOCK_C // 32, K, LUT)
             dy = tl.load(
                 dy_ptr + rows[:, None] * stride_dm + r[None, :], mask=row_ok[:, None] & r_ok[None, :], other=0.0
             )
@@ -190,6 +239,7 @@ def _dequantize_kernel(
     rows,
     K: tl.constexpr,
     N: tl.constexpr,
+    LUT: tl.constexpr,
     BLOCK_R: tl.constexpr,
     GROUPS: tl.constexpr,
 ):
@@ -198,7 +248,7 @@ def _dequantize_kernel(
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # row in out, viewed as [len * N, K]
     r_ok = r < rows
     expert = tl.load(experts_ptr + r // N, mask=r_ok, other=0).to(tl.int64)
-    even, odd = _mx_tile(blocks_ptr, scales_ptr, expert * N + r % N, r_ok, tl.program_id(1) * GROUPS, GROUPS, K)
+    even, odd = _mx_tile(blocks_ptr, scales_ptr, expert * N + r % N, r_ok, tl.program_id(1) * GROUPS, GROUPS, K, LUT)
     c = tl.program_id(1) * (32 * GROUPS) + tl.arange(0, 32 * GROUPS)
     out = out_ptr + r[:, None].to(tl.int64) * K + c[None, :]
     tl.store(out, tl.interleave(even, odd).to(out_ptr.dtype.element_ty), mask=r_ok[:, None] & (c < K)[None, :])
@@ -215,7 +265,7 @@ def dequantize_experts(
     rows, block_r, groups = experts.shape[0] * n, 64, 4  # 4 KB read, 16 KB written (bf16) a program
     grid = (triton.cdiv(rows, block_r), triton.cdiv(k // 32, groups))
     _dequantize_kernel[grid](
-        blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n,
+        blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n, _compiled(),
         BLOCK_R=block_r, GROUPS=groups, num_warps=4,
     )  # fmt: skip
     return out
@@ -235,13 +285,8 @@ TILES: dict[tuple[str, int], dict[str, int]] = {
 }
 """Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
 on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
-the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles (428 us). `bench_step.py --tune`
-tunes again for the GPU it runs on."""
-
-
-DOT_SCALED = {"enabled": True}
-"""MXFP4 products through `tl.dot_scaled` on a GPU (Triton's own fp4 unpacking; the CPU interpreter
-has no dot_scaled, so the tests check the bit-construction path and the benchmark this one)."""
+the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scaled` and again with
+the byte tables (281 us). `bench_step.py --tune` tunes again for the GPU it runs on."""
 
 
 def grouped_linear(
@@ -250,11 +295,9 @@ def grouped_linear(
     weight: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
     scales: torch.Tensor | None = None,
-    dot_scaled: bool | None = None,
 ) -> torch.Tensor:
     """`x [P, K]` sorted by expert times each row's expert weight: `weight [E, K, N]` (dense) or
-    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in x's dtype.
-    `dot_scaled` (MXFP4): as `DOT_SCALED` says when not given; never under the interpreter."""
+    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in x's dtype."""
     x = x.contiguous()
     mx = weight is None
     if mx:
@@ -274,7 +317,7 @@ def grouped_linear(
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
         x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
-        MX=mx, DOT_SCALED=mx and _dot_scaled(dot_scaled), BLOCK_M=block_m, **tiles,
+        MX=mx, LUT=_compiled(), BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
 
@@ -292,12 +335,12 @@ def grouped_linear_t(
     tiles = TILES["mx_t", block_m]
     grid = (experts, triton.cdiv(k, tiles["BLOCK_C"]))
     _grouped_mx_t_kernel[grid](
-        dy, out, offsets, blocks.contiguous(), scales.contiguous(), k, n, dy.stride(0), out.stride(0),
+        dy, out, offsets, blocks.contiguous(), scales.contiguous(), k, n, dy.stride(0), out.stride(0), _compiled(),
         BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
 
 
-def _dot_scaled(asked: bool | None) -> bool:
-    wanted = DOT_SCALED["enabled"] if asked is None else asked
-    return wanted and os.environ.get("TRITON_INTERPRET") != "1"
+def _compiled() -> bool:
+    """Whether the kernels are compiled for the GPU (not run by the CPU interpreter)."""
+    return os.environ.get("TRITON_INTERPRET") != "1"
