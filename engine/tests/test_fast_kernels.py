@@ -110,10 +110,10 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 def check_attention() -> None:
-    """`forward.attention` for one new token with the decode kernels (attention, projections)
-    against its PyTorch path: 8 query heads on 2 kv heads, 70 cache slots (not a multiple of the kernel's 64), a row with
+    """`forward.attention` for one new token with the decode kernel against its PyTorch path: 8
+    query heads on 2 kv heads, 70 cache slots (not a multiple of the kernel's 64), a row with
     left padding, and a sliding window."""
-    from rl2048_engine.fast import decode_attention, decode_linear  # noqa: F401  (register the ops)
+    from rl2048_engine.fast import decode_attention  # noqa: F401  (registers the op)
     from rl2048_engine.fast.forward import Dims, LayerTensors, Proj, attention
 
     gen = torch.Generator().manual_seed(0)
@@ -136,21 +136,6 @@ def check_attention() -> None:
             k, v = keys.clone(), values.clone()
             outs.append(attention(x, t, d._replace(decode_kernels=kernel), cos, sin, k, v, torch.tensor([slot]), mask))
         assert torch.allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5), f"decode attention, window {window}"
-
-
-def check_linear() -> None:
-    """The few-rows linear kernel against `F.linear`: 1 to 20 rows (two row tiles), bias or none,
-    output and input sizes that are not multiples of the kernel's tiles."""
-    import torch.nn.functional as F
-
-    from rl2048_engine.fast.decode_linear import few_rows_linear
-
-    gen = torch.Generator().manual_seed(0)
-    for rows, n, k, bias in ((1, 40, 200, True), (8, 3000, 130, True), (20, 24, 256, False)):
-        x, w = torch.randn(rows, k, generator=gen), torch.randn(n, k, generator=gen)
-        b = torch.randn(n, generator=gen) if bias else None
-        got = few_rows_linear(x, w, b)
-        assert torch.allclose(got, F.linear(x, w, b), rtol=1e-4, atol=1e-4), f"linear {rows}x{k} -> {n}"
 
 
 def check_routing() -> None:
@@ -206,11 +191,6 @@ def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
 
 
 @needs_triton
-def test_few_rows_linear_kernel_matches_f_linear() -> None:
-    in_interpreter("linear")
-
-
-@needs_triton
 def test_decode_routing_kernel_matches_top_k_and_route() -> None:
     in_interpreter("routing")
 
@@ -222,7 +202,5 @@ if __name__ == "__main__":
         check_attention()
     elif sys.argv[1:] == ["routing"]:
         check_routing()
-    elif sys.argv[1:] == ["linear"]:
-        check_linear()
     else:
         check([int(c) for c in sys.argv[1:]])

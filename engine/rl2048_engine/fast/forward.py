@@ -10,9 +10,8 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   `GptOssRunner(compiled=True)` runs them through `torch.compile` (one compilation serves every
   layer), which fuses their few hundred small kernels a step into a few dozen; the grouped
   linears stay outside, as Triton kernels or `grouped_mm`. On CUDA a decode step's attention
-  routing and attention projections are Triton kernels (`decode_attention.py`,
-  `decode_routing.py`, `decode_linear.py`; `Dims.decode_kernels`), called from inside the
-  compiled function.
+  and routing are one Triton kernel each (`decode_attention.py`, `decode_routing.py`,
+  `Dims.decode_kernels`), called from inside the compiled function.
 - Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
   The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
   they are; LoRA on the experts is refused). With `fold_lora`, `refresh()` writes each layer's
@@ -86,8 +85,8 @@ class Dims(NamedTuple):
     scaling: float
     top_k: int
     num_experts: int
-    decode_kernels: bool = False  # decode attention, routing and attention projections as the
-    # Triton kernels of `decode_attention.py`, `decode_routing.py` and `decode_linear.py`
+    decode_kernels: bool = False  # decode attention and routing as the Triton kernels of
+    # `decode_attention.py` and `decode_routing.py`
 
 
 class Routing(NamedTuple):
@@ -100,18 +99,9 @@ class Routing(NamedTuple):
     inverse: torch.Tensor  # [N, k] where token n's j-th chosen expert's pair went
 
 
-FEW_ROWS = 64
-"""Up to this many rows (a decode batch) `proj(kernel=True)` runs `decode_linear.py`'s kernel."""
-
-
-def proj(x: torch.Tensor, p: Proj, kernel: bool = False) -> torch.Tensor:
-    """As PEFT computes it: LoRA in the adapters' dtype, added before casting back to x's.
-    `kernel`: the base product by `decode_linear.py`'s kernel (a few rows: decode)."""
-    if kernel and x.numel() // x.shape[-1] <= FEW_ROWS:
-        flat = x.reshape(-1, x.shape[-1])
-        y = torch.ops.rl2048.few_rows_linear(flat, p.weight, p.bias).view(*x.shape[:-1], -1)
-    else:
-        y = F.linear(x, p.weight, p.bias)
+def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
+    """As PEFT computes it: LoRA in the adapters' dtype, added before casting back to x's."""
+    y = F.linear(x, p.weight, p.bias)
     for a, b, scaling in p.lora:
         y = y + low_rank(x.to(a.dtype), a, b) * scaling
     return y.to(x.dtype)
@@ -153,12 +143,11 @@ def attention(
     cache `keys`, `values` with the additive `mask [B, S, T]`, learned sinks included."""
     batch, seq, _ = x.shape
     groups = d.heads // d.kv_heads
-    kernels = seq == 1 and d.decode_kernels  # one new token a row: the decode kernels
     if len(t.qkv) == 1:
         q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
-        q, k, v = proj(x, t.qkv[0], kernels).split([q_size, kv_size, kv_size], dim=-1)
+        q, k, v = proj(x, t.qkv[0]).split([q_size, kv_size, kv_size], dim=-1)
     else:
-        q, k, v = (proj(x, p, kernels) for p in t.qkv)
+        q, k, v = (proj(x, p) for p in t.qkv)
     q = q.reshape(batch, seq, d.heads, d.head_dim).transpose(1, 2)
     k = k.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
     v = v.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
@@ -168,9 +157,9 @@ def attention(
 
     # Query head h reads kv head h // groups: view queries as [B, kv_heads, groups * S, D].
     q = q.reshape(batch, d.kv_heads, groups * seq, d.head_dim)
-    if kernels:  # one kernel for the rest (decode_attention.py)
+    if seq == 1 and d.decode_kernels:  # one kernel for the rest (decode_attention.py)
         out = torch.ops.rl2048.decode_attention(q, keys, values, mask.view(batch, -1), t.sinks, d.scaling)
-        return proj(out.view(batch, seq, d.heads * d.head_dim), t.o, kernels)
+        return proj(out.view(batch, seq, d.heads * d.head_dim), t.o)
     scores = torch.matmul(q, keys.transpose(-1, -2)).float() * d.scaling
     scores = scores.view(batch, d.kv_heads, groups, seq, -1) + mask.view(batch, 1, 1, seq, -1)
     sinks = t.sinks.float().view(1, d.kv_heads, groups, 1, 1).expand(batch, -1, -1, seq, 1)
@@ -554,8 +543,8 @@ class GptOssRunner:
             num_experts=config.num_local_experts,
             decode_kernels=self.device.type == "cuda" and kernels_enabled() and _decode_kernels_fit(config.head_dim),
         )
-        if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention, route_top_k, few_rows_linear
-            from . import decode_attention, decode_linear, decode_routing  # noqa: F401
+        if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention and route_top_k
+            from . import decode_attention, decode_routing  # noqa: F401
         for layer in self.layers:
             experts = layer.mlp.experts
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):
