@@ -9,7 +9,10 @@ import torch
 
 
 def median_us(fn: Callable[[], object], repeat: int = 20, warmup: int = 3) -> float:
-    """Median microseconds of `fn` on the GPU (CUDA events), after `warmup` calls."""
+    """Median microseconds of `fn` on the GPU (CUDA events), after `warmup` calls. The events
+    bracket one call, so the time includes the host's launch of its kernels (for one Triton
+    kernel, up to ~30 us on the H200 machines): an upper bound for short kernels; Nsight
+    Compute or CUDA-graph replays time the kernels alone (bench/RESULTS.md)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
