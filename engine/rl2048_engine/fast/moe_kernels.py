@@ -18,11 +18,12 @@ permutes (`prmt`) from two tables, about 2.4 instructions a weight, then one mul
 scale; under the CPU interpreter, which has no inline assembly, `_e2m1` builds each scaled bit
 pattern with integer operations. Both are exact for scales s in 2..252 (2^-125 .. 2^125) and give
 the same bits; scales outside (e8m0's NaN, 255, included) are clamped to that range.
-`mxfp4.quantize_mxfp4` gives s < 2 only to a block whose largest |w| is below 6 * 2^-126 (9e-38) and s > 252 only above
-6 * 2^125 (2.5e38); such blocks come out within a factor 4 of their values (tiny ones stay below
-4e-37, huge ones finite where they would overflow). Hopper has no fp4 conversion instruction;
-Triton's `tl.dot_scaled`, which upcasts the same tiles itself, took 375 us where the byte tables
-take 284 us (gate_up + down at gpt-oss-20b's decode shape, H200, bench/RESULTS.md).
+`mxfp4.quantize_mxfp4` gives s < 2 only to a block whose largest |w| is below 6 * 2^-126 (9e-38)
+and s > 252 only above 6 * 2^125 (2.5e38); such blocks come out within a factor 4 of their values
+(tiny ones stay below 4e-37, huge ones finite where they would overflow). Hopper has no fp4
+conversion instruction; Triton's `tl.dot_scaled`, which upcasts the same tiles itself, took 375 us
+where the byte tables take 284 us (gate_up + down at gpt-oss-20b's decode shape, H200,
+bench/RESULTS.md).
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
