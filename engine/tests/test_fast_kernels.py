@@ -49,21 +49,34 @@ def check(counts: list[int]) -> None:
     assert torch.equal(kernels.dequantize_experts(blocks, scales, chosen, torch.float32), weight[chosen]), "dequantize"
 
 
-def check_edges() -> None:
+def dequantize_at_the_edges(device: str) -> tuple[torch.Tensor, torch.Generator]:
     """Every byte, and scales at and past the ends of the range the kernels build exactly (2..252):
-    the ones past it are taken as 2 or 252. K = 160: 5 scale groups, not a multiple of the tiles."""
+    the ones past it (e8m0's NaN, 255, included) are taken as 2 or 252; `dequantize_experts` must
+    give the PyTorch table's bits. K = 160: 5 scale groups, not a multiple of the tiles. Returns
+    the blocks, `[2, 128, 5, 16]` on `device`, and the generator, for the products that follow."""
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.fast.mxfp4_experts import dequantize
 
     gen = torch.Generator().manual_seed(0)
     experts, n, k = 2, 128, 160
     blocks = torch.arange(experts * n * k // 2).remainder(256).to(torch.uint8).reshape(experts, n, k // 32, 16)
-    edges = torch.tensor([0, 1, 2, 3, 120, 127, 251, 252, 253, 254], dtype=torch.uint8)
+    edges = torch.tensor([0, 1, 2, 3, 120, 127, 251, 252, 253, 254, 255], dtype=torch.uint8)
     scales = edges[torch.randint(0, len(edges), (experts, n, k // 32), generator=gen)]
+    blocks, scales = blocks.to(device), scales.to(device)
     for dtype in (torch.float32, torch.bfloat16):
-        got = kernels.dequantize_experts(blocks, scales, torch.tensor([1, 0]), dtype)
+        got = kernels.dequantize_experts(blocks, scales, torch.tensor([1, 0], device=device), dtype)
         assert torch.equal(got, dequantize(blocks, scales.clamp(2, 252), dtype)[[1, 0]]), f"dequantize {dtype}"
+    return blocks, gen
 
+
+def check_edges() -> None:
+    """`dequantize_at_the_edges` in the interpreter (bit construction), then the products on the
+    same bytes in float32."""
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+
+    blocks, gen = dequantize_at_the_edges("cpu")
+    experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
     scales = torch.randint(112, 129, (experts, n, k // 32), generator=gen, dtype=torch.uint8)  # |w| <= 12
     weight = dequantize(blocks, scales, torch.float32)
     counts = [5, 7]
@@ -77,21 +90,14 @@ def check_edges() -> None:
 
 
 def check_compiled() -> None:
-    """The kernels compiled for the GPU, where they unpack by byte tables (`_e2m1_pairs`): the
-    dequantization bit-exact on every byte and at the edge scales, the products (bf16, as decode
-    runs them) within bf16 rounding of dequantize + matmul."""
+    """The kernels compiled for the GPU, where they unpack by byte tables (`_e2m1_pairs`):
+    `dequantize_at_the_edges`, then the products (bf16, as decode runs them) within bf16
+    rounding of dequantize + matmul."""
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.fast.mxfp4_experts import dequantize
 
-    gen = torch.Generator().manual_seed(0)
-    experts, n, k = 2, 128, 160
-    blocks = torch.arange(experts * n * k // 2).remainder(256).to(torch.uint8).reshape(experts, n, k // 32, 16).cuda()
-    edges = torch.tensor([0, 1, 2, 3, 120, 127, 251, 252, 253, 254, 255], dtype=torch.uint8)
-    scales = edges[torch.randint(0, len(edges), (experts, n, k // 32), generator=gen)].cuda()
-    for dtype in (torch.float32, torch.bfloat16):
-        got = kernels.dequantize_experts(blocks, scales, torch.tensor([1, 0]).cuda(), dtype)
-        assert torch.equal(got, dequantize(blocks, scales.clamp(2, 252), dtype)[[1, 0]]), f"dequantize {dtype}"
-
+    blocks, gen = dequantize_at_the_edges("cuda")
+    experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
     scales = torch.randint(112, 129, (experts, n, k // 32), generator=gen, dtype=torch.uint8).cuda()
     weight = dequantize(blocks, scales, torch.float32)
     counts = [5, 7]

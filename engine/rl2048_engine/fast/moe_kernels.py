@@ -43,16 +43,22 @@ import triton.language as tl
 
 
 @triton.jit
+def _clamped(s):  # type: ignore[no-untyped-def]
+    """e8m0 scales s as int32, clamped to 2..252: every exponent field the unpacking builds from
+    them (s - 1 .. s + 2) is then a normal one, so both unpacking paths are exact."""
+    return tl.minimum(tl.maximum(s.to(tl.int32), 2), 252)
+
+
+@triton.jit
 def _scale_base(s):  # type: ignore[no-untyped-def]
-    """bf16 bits of 2^(s-128) for e8m0 scales s (exponent field s - 1), s clamped to 2..252 so
-    that every exponent field `_e2m1` builds from it (s - 1 .. s + 2) is a normal one."""
-    return (tl.minimum(tl.maximum(s.to(tl.int32), 2), 252) - 1) << 7
+    """bf16 bits of 2^(s-128) for e8m0 scales s (exponent field s - 1), s `_clamped`."""
+    return (_clamped(s) - 1) << 7
 
 
 @triton.jit
 def _scale_bf16(s):  # type: ignore[no-untyped-def]
-    """2^(s-127) in bf16 (exponent field s) for e8m0 scales s, clamped to 2..252 as in `_scale_base`."""
-    return (tl.minimum(tl.maximum(s.to(tl.int32), 2), 252) << 7).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    """2^(s-127) in bf16 (exponent field s) for e8m0 scales s, s `_clamped`."""
+    return (_clamped(s) << 7).to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
 @triton.jit
