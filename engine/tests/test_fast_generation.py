@@ -98,6 +98,24 @@ def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel)
     assert all(c.finish_reason == "length" or c.ids[-1] == stop for c in stopped)
 
 
+def test_the_runner_stacks_q_k_v_in_place_without_copying_them(tiny_folder: Path) -> None:
+    # Unfolded, q, k and v are one GEMM over the parameters moved into one tensor: same values,
+    # same parameter objects, no second copy; a second runner finds them stacked.
+    loaded = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu", lora=ATTENTION_LORA))
+    attn = loaded.causal_lm.get_decoder().layers[1].self_attn
+    bases = [p.base_layer for p in (attn.q_proj, attn.k_proj, attn.v_proj)]
+    params = [b.weight for b in bases] + [b.bias for b in bases]
+    before = [p.detach().clone() for p in params]
+    stacked = GptOssRunner(loaded.causal_lm).tensors[1].qkv
+    assert [b.weight for b in bases] + [b.bias for b in bases] == params  # the same objects
+    assert all(torch.equal(p, want) for p, want in zip(params, before))
+    assert torch.equal(stacked.weight, torch.cat(before[:3])) and torch.equal(stacked.bias, torch.cat(before[3:]))
+    assert stacked.weight.data_ptr() == bases[0].weight.data_ptr()
+    assert bases[2].weight.data_ptr() == stacked.weight[-bases[2].weight.shape[0] :].data_ptr()
+    again = GptOssRunner(loaded.causal_lm).tensors[1].qkv
+    assert again.weight.data_ptr() == stacked.weight.data_ptr() and again.bias.data_ptr() == stacked.bias.data_ptr()
+
+
 def test_folded_lora_projections_give_the_same_logits_and_follow_updates(loaded: LoadedModel) -> None:
     rows = prompts([40, 25], seed=3)
     settings = SamplingSettings(temperature=1.0)

@@ -127,7 +127,7 @@ def check_attention() -> None:
     batch, hidden, heads, kv_heads, dim, slots, slot = 2, 32, 8, 2, 16, 70, 50
     proj = lambda n_in, n_out: Proj(rand(n_out, n_in) / n_in**0.5, rand(n_out))  # noqa: E731
     t = LayerTensors(
-        rand(hidden), (proj(hidden, heads * dim), proj(hidden, kv_heads * dim), proj(hidden, kv_heads * dim)),
+        rand(hidden), proj(hidden, (heads + 2 * kv_heads) * dim), ((), (), ()),
         proj(heads * dim, hidden), rand(heads), rand(hidden), proj(hidden, 4),
     )  # fmt: skip
     d = Dims(heads, kv_heads, dim, 1e-5, dim**-0.5, 2, 4)

@@ -14,9 +14,12 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   `Dims.decode_kernels`), called from inside the compiled function.
 - Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
   The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
-  they are; LoRA on the experts is refused). With `fold_lora`, `refresh()` writes each layer's
-  q, k and v weights (LoRA added) into one matrix and o's into another, so that a projection is
-  one GEMM. It costs a copy of the attention weights (1.2 GiB for gpt-oss-20b in bf16).
+  they are; LoRA on the experts is refused). q, k and v are one GEMM over their stacked weights:
+  the runner moves the three parameters into rows of one tensor (`stacked_projection`, no copy
+  kept), and their adapters' terms are added to each part. With `fold_lora`, `refresh()` writes
+  each layer's q, k and v weights (LoRA added) into one matrix and o's into another, so that a
+  projection is one GEMM with no LoRA terms. It costs a copy of the attention weights (1.2 GiB for
+  gpt-oss-20b in bf16).
 - KV cache: one `[B, kv_heads, T, head_dim]` key and value tensor per layer. Prompts are
   left-padded, so every row writes the same slot at each step; a row's keys before its padding
   ends are masked out.
@@ -58,17 +61,22 @@ def kernels_enabled() -> bool:
 # --- a layer as tensors -------------------------------------------------------------------------
 
 
+LoRA = tuple[tuple[torch.Tensor, torch.Tensor, float], ...]
+"""A projection's LoRA adapters as (A, B, scaling): `scaling * (x @ A.T) @ B.T` each."""
+
+
 class Proj(NamedTuple):
-    """A projection: `x @ weight.T + bias`, plus `scaling * (x @ A.T) @ B.T` per LoRA adapter."""
+    """A projection: `x @ weight.T + bias`, plus its LoRA adapters."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
-    lora: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = ()
+    lora: LoRA = ()
 
 
 class LayerTensors(NamedTuple):
     input_norm: torch.Tensor
-    qkv: tuple[Proj, ...]  # q, k and v; or one projection, q k v stacked (folded)
+    qkv: Proj  # q, k and v stacked, `[q + k + v out, H]`: one GEMM
+    qkv_lora: tuple[LoRA, LoRA, LoRA]  # q's, k's and v's adapters (none when folded into qkv)
     o: Proj
     sinks: torch.Tensor  # [heads] learned attention sinks
     post_norm: torch.Tensor
@@ -100,9 +108,13 @@ class Routing(NamedTuple):
 
 
 def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
-    """As PEFT computes it: LoRA in the adapters' dtype, added before casting back to x's."""
-    y = F.linear(x, p.weight, p.bias)
-    for a, b, scaling in p.lora:
+    return with_lora(x, F.linear(x, p.weight, p.bias), p.lora)
+
+
+def with_lora(x: torch.Tensor, y: torch.Tensor, lora: LoRA) -> torch.Tensor:
+    """`y`, the base projection of `x`, plus the adapters' `lora` terms, as PEFT computes them:
+    in the adapters' dtype, added before casting back to x's."""
+    for a, b, scaling in lora:
         y = y + low_rank(x.to(a.dtype), a, b) * scaling
     return y.to(x.dtype)
 
@@ -143,11 +155,9 @@ def attention(
     cache `keys`, `values` with the additive `mask [B, S, T]`, learned sinks included."""
     batch, seq, _ = x.shape
     groups = d.heads // d.kv_heads
-    if len(t.qkv) == 1:
-        q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
-        q, k, v = proj(x, t.qkv[0]).split([q_size, kv_size, kv_size], dim=-1)
-    else:
-        q, k, v = (proj(x, p) for p in t.qkv)
+    q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
+    qkv = F.linear(x, t.qkv.weight, t.qkv.bias).split([q_size, kv_size, kv_size], dim=-1)
+    q, k, v = (with_lora(x, y, lora) for y, lora in zip(qkv, t.qkv_lora))
     q = q.reshape(batch, seq, d.heads, d.head_dim).transpose(1, 2)
     k = k.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
     v = v.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
@@ -485,6 +495,36 @@ class FoldedProjections:
                 mine.copy_(getattr(other, field.name))
 
 
+def stacked_projection(linears: tuple[nn.Module, ...]) -> Proj:
+    """The base weights and biases of `linears` (LoRA left out) as one projection, without a copy:
+    the first call moves the parameters into the rows of one new tensor (the same values and
+    parameter objects; their old memory is freed), later calls find them there."""
+    bases = [getattr(linear, "base_layer", linear) for linear in linears]
+    biases = [base.bias for base in bases]
+    return Proj(_stack_in_place([base.weight for base in bases]), None if None in biases else _stack_in_place(biases))
+
+
+def _stack_in_place(params: list[torch.Tensor]) -> torch.Tensor:
+    if not _stacked(params):
+        stacked = torch.cat([p.detach() for p in params])
+        start = 0
+        for p in params:
+            p.data = stacked[start : start + p.shape[0]]
+            start += p.shape[0]
+    first = params[0].detach()
+    return first.as_strided((sum(p.shape[0] for p in params), *first.shape[1:]), first.stride())
+
+
+def _stacked(params: list[torch.Tensor]) -> bool:
+    """Whether `params` are consecutive, contiguous rows of one storage."""
+    storage, offset = params[0].untyped_storage().data_ptr(), params[0].storage_offset()
+    for p in params:
+        if not p.is_contiguous() or p.untyped_storage().data_ptr() != storage or p.storage_offset() != offset:
+            return False
+        offset += p.numel()
+    return True
+
+
 def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A projection's weight with its active LoRA adapters added (PEFT's own `get_delta_weight`,
     which applies the scaling), and its bias; a plain `nn.Linear` as it is."""
@@ -575,13 +615,14 @@ class GptOssRunner:
             attn, router = layer.self_attn, layer.mlp.router
             if self.folded is not None:
                 f = self.folded[i]
-                qkv: tuple[Proj, ...] = (Proj(f.qkv_weight, f.qkv_bias),)
-                o = Proj(f.o_weight, f.o_bias)
+                qkv, qkv_lora, o = Proj(f.qkv_weight, f.qkv_bias), ((), (), ()), Proj(f.o_weight, f.o_bias)
             else:
-                qkv, o = tuple(as_proj(p) for p in (attn.q_proj, attn.k_proj, attn.v_proj)), as_proj(attn.o_proj)
+                parts = (attn.q_proj, attn.k_proj, attn.v_proj)
+                qkv, o = stacked_projection(parts), as_proj(attn.o_proj)
+                qkv_lora = (lora_of(parts[0]), lora_of(parts[1]), lora_of(parts[2]))
             self.tensors.append(
                 LayerTensors(
-                    layer.input_layernorm.weight, qkv, o, attn.sinks, layer.post_attention_layernorm.weight,
+                    layer.input_layernorm.weight, qkv, qkv_lora, o, attn.sinks, layer.post_attention_layernorm.weight,
                     Proj(router.weight, router.bias),
                 )
             )  # fmt: skip

@@ -118,15 +118,27 @@ def _e2m1_pairs(packed):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _mx_tile(blocks_ptr, scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr, LUT: tl.constexpr):  # type: ignore
-    """Weight rows `w_rows [R]` (rows of the experts' `[E * N, K]`) at input columns 32 g0 to
-    32 (g0 + GROUPS): `(even, odd)`, the even and the odd columns, `[R, 16 GROUPS]` bf16 each; zero
-    past K and in masked rows. `LUT`: unpack by `_e2m1_pairs` (GPU), else by `_e2m1`. (Interleaving
-    them into one dot operand breaks Triton 3.6's Hopper wgmma path, so the dot kernels take two dots.)"""
+def _mx_scales(scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
+    """The e8m0 scales of weight rows `w_rows [R]` at groups g0 .. g0 + GROUPS: `[R, GROUPS]`."""
     g = g0 + tl.arange(0, GROUPS)
     ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
-    group = w_rows[:, None] * (K // 32) + g[None, :]  # index in scales; its 16 bytes in blocks follow
-    s = tl.load(scales_ptr + group, mask=ok, other=127)
+    return tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=ok, other=127)
+
+
+@triton.jit
+def _mx_tile(blocks_ptr, s, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr, LUT: tl.constexpr):  # type: ignore
+    """Weight rows `w_rows [R]` (rows of the experts' `[E * N, K]`) at input columns 32 g0 to
+    32 (g0 + GROUPS), their scales `s` (`_mx_scales`): `(even, odd)`, the even and the odd columns,
+    `[R, 16 GROUPS]` bf16 each; zero past K and in masked rows. `LUT`: unpack by `_e2m1_pairs` (GPU),
+    else by `_e2m1`. (Interleaving them into one dot operand breaks Triton 3.6's Hopper wgmma path,
+    so the dot kernels take two dots.)
+
+    The scales are loaded apart so that a loop can fetch the next step's while it works on this
+    one: Triton does not pipeline them with the weights (2 bytes a thread, below `cp.async`'s 4),
+    so each step waited on a global load (gate_up at the decode shape 134 -> 130 us, H200)."""
+    g = g0 + tl.arange(0, GROUPS)
+    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
+    group = w_rows[:, None] * (K // 32) + g[None, :]  # its 16 bytes in blocks
     packed = tl.load(
         blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0
     )  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
@@ -175,12 +187,16 @@ def _grouped_kernel(
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        if MX:  # weight rows are output columns; each step fetches the next step's scales
+            s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, 0, BLOCK_K // 32, K)
         for k0 in range(0, K, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
             k_ok = k < K
             x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            if MX:  # weight rows are output columns
-                w_even, w_odd = _mx_tile(w_ptr, scales_ptr, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
+            if MX:
+                s = s_next
+                s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, (k0 + BLOCK_K) // 32, BLOCK_K // 32, K)
+                w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
                 x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
                 acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
                 acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
@@ -223,10 +239,14 @@ def _grouped_mx_t_kernel(
         row_ok = rows < end
         even = tl.zeros((BLOCK_M, BLOCK_C // 2), dtype=tl.float32)
         odd = tl.zeros((BLOCK_M, BLOCK_C // 2), dtype=tl.float32)
+        r = tl.arange(0, BLOCK_R)
+        s_next = _mx_scales(scales_ptr, e * N + r, r < N, g0, BLOCK_C // 32, K)
         for r0 in range(0, N, BLOCK_R):
             r = r0 + tl.arange(0, BLOCK_R)
             r_ok = r < N
-            w_even, w_odd = _mx_tile(blocks_ptr, scales_ptr, e * N + r, r_ok, g0, BLOCK_C // 32, K, LUT)
+            s = s_next
+            s_next = _mx_scales(scales_ptr, e * N + r + BLOCK_R, r + BLOCK_R < N, g0, BLOCK_C // 32, K)
+            w_even, w_odd = _mx_tile(blocks_ptr, s, e * N + r, r_ok, g0, BLOCK_C // 32, K, LUT)
             dy = tl.load(
                 dy_ptr + rows[:, None] * stride_dm + r[None, :], mask=row_ok[:, None] & r_ok[None, :], other=0.0
             )
@@ -255,7 +275,9 @@ def _dequantize_kernel(
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # row in out, viewed as [len * N, K]
     r_ok = r < rows
     expert = tl.load(experts_ptr + r // N, mask=r_ok, other=0).to(tl.int64)
-    even, odd = _mx_tile(blocks_ptr, scales_ptr, expert * N + r % N, r_ok, tl.program_id(1) * GROUPS, GROUPS, K, LUT)
+    w_rows, g0 = expert * N + r % N, tl.program_id(1) * GROUPS
+    s = _mx_scales(scales_ptr, w_rows, r_ok, g0, GROUPS, K)
+    even, odd = _mx_tile(blocks_ptr, s, w_rows, r_ok, g0, GROUPS, K, LUT)
     c = tl.program_id(1) * (32 * GROUPS) + tl.arange(0, 32 * GROUPS)
     out = out_ptr + r[:, None].to(tl.int64) * K + c[None, :]
     tl.store(out, tl.interleave(even, odd).to(out_ptr.dtype.element_ty), mask=r_ok[:, None] & (c < K)[None, :])
