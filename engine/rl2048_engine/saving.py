@@ -90,10 +90,18 @@ def merged_state_dict(loaded: LoadedModel) -> dict[str, torch.Tensor]:
         value = value.detach()
         if key in deltas:
             value = (value.float() + deltas.pop(key).float()).to(value.dtype)
-        state[key] = value.to("cpu")
+        state[key] = _on_cpu(value)
     if deltas:
         raise EngineError("internal", f"LoRA deltas without a base weight: {sorted(deltas)[:3]}")
     return state
+
+
+def _on_cpu(t: torch.Tensor) -> torch.Tensor:
+    """`t` on the CPU, contiguous, in memory of its own: the fast generator may have moved q, k and
+    v into one tensor (`fast.forward.stacked_projection`), and safetensors refuses to save views
+    into a larger storage."""
+    t = t.detach().contiguous().to("cpu")
+    return t if t.untyped_storage().nbytes() == t.numel() * t.element_size() else t.clone()
 
 
 def _clean(name: str) -> str:
@@ -154,7 +162,7 @@ def _save_checkpoint(trainer: Trainer, generator: torch.Generator, path: Path) -
     if isinstance(loaded.model, PeftModel):
         loaded.model.save_pretrained(str(path))
     elif loaded.trainable:
-        state = {k: v.detach().contiguous().cpu() for k, v in loaded.causal_lm.state_dict().items()}
+        state = {k: _on_cpu(v) for k, v in loaded.causal_lm.state_dict().items()}
         if "lm_head.weight" in state and embeddings_tied(loaded.causal_lm):
             del state["lm_head.weight"]
         save_file(state, str(path / "model.safetensors"))

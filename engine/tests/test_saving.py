@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import ATTENTION_LORA, EXPERT_LORA, PROMPTS, Call, make_call
 from peft import PeftModel
@@ -11,6 +12,7 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 from rl2048_engine.engine import Engine
+from rl2048_engine.fast.forward import GptOssRunner
 from rl2048_engine.loading import load_model
 from rl2048_engine.mxfp4 import expert_param_to_mxfp4, mxfp4_to_expert_param
 from rl2048_engine.params import LoadParams
@@ -79,8 +81,13 @@ def test_lora_export_loads_in_plain_peft_with_the_same_logits(tiny_folder: Path,
     torch.testing.assert_close(logits(peft_model), ours, rtol=0, atol=1e-5)
 
 
-def test_merged_16bit_loads_in_plain_transformers_with_the_same_logits(tiny_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stacked", [False, True])
+def test_merged_16bit_loads_in_plain_transformers_with_the_same_logits(
+    tiny_folder: Path, tmp_path: Path, stacked: bool
+) -> None:
     engine, call = trained_engine(tiny_folder, steps=4, dtype="bfloat16")
+    if stacked:  # as the MXFP4-mode fast generator leaves them: q, k and v rows of one tensor
+        GptOssRunner(engine.loaded.causal_lm)
     call("save", path=str(tmp_path / "merged"), format="merged_16bit")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.bfloat16).eval()
     base = AutoModelForCausalLM.from_pretrained(tiny_folder, dtype=torch.bfloat16).eval()
