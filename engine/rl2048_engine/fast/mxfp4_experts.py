@@ -4,8 +4,8 @@
 `*_scales` tensors (`[experts, out, in / 32, 16]` and `[experts, out, in / 32]`), kept as
 buffers. In decode (a few rows per expert, on CUDA) the Triton kernels of `moe_kernels.py`
 multiply by them directly, unpacking each routed expert's tiles in registers; with many rows
-(prefill, training; and on the CPU) the routed experts are dequantized a few at a time for
-`grouped_mm`. Either way the bf16 experts never exist whole, forward or backward. The expert weights themselves are frozen (no LoRA on them here).
+(prefill, training; and on the CPU) the experts are dequantized `DEQUANTIZE_CHUNK` at a time
+(gpt-oss-20b's 32 at once) for `grouped_mm`. Either way the bf16 experts never exist whole, forward or backward. The expert weights themselves are frozen (no LoRA on them here).
 
 `load_resident` builds a gpt-oss model from an MXFP4 folder without ever allocating the bf16
 experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxfp4` does.
@@ -105,8 +105,10 @@ def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
     return x.is_cuda and kernels_enabled() and x.shape[0] <= DECODE_PAIRS_PER_EXPERT * blocks.shape[0]
 
 
-DEQUANTIZE_CHUNK = 8
-"""Experts dequantized at a time in many-row calls (8 of gpt-oss-20b's gate_up: 0.27 GB)."""
+DEQUANTIZE_CHUNK = 32
+"""Experts dequantized at a time in many-row calls (all 32 of gpt-oss-20b's gate_up: 1.06 GB).
+A layer with no more experts than this takes one pass and never waits on the device; with
+more, each chunk no row was routed to is skipped, which needs the routing on the host."""
 
 
 def grouped_mm_dequantized(
@@ -118,15 +120,19 @@ def grouped_mm_dequantized(
     row_ends: RowEnds | None = None,
 ) -> torch.Tensor:
     """Each row of `x` (sorted by expert, `offsets` the cumulative row ends) times its expert's
-    `W^T` (or `W` when `transposed`), dequantizing the experts a chunk at a time (a chunk no row
-    was routed to is skipped). The row ends are read on the host (`row_ends`, once per
+    `W^T` (or `W` when `transposed`), dequantizing the experts a chunk at a time. With one chunk
+    every expert is dequantized and nothing waits on the device. With several, a chunk no row
+    was routed to is skipped: the row ends are read on the host (`row_ends`, once per
     routing); nothing else waits on the device, since everything a chunk needs is sliced from
     device tensors. Under CUDA-graph capture every expert is dequantized."""
     if x.is_cuda and torch.cuda.is_current_stream_capturing():
         weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)
         return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offs)
-    ends = (row_ends or read_once())(offsets)
     experts = torch.arange(blocks.shape[0], device=x.device)
+    if blocks.shape[0] <= DEQUANTIZE_CHUNK:  # one chunk: every expert, no need to know the routing
+        weight = _dequantize_experts(blocks, scales, experts, x.dtype)
+        return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offsets)
+    ends = (row_ends or read_once())(offsets)
     columns = blocks.shape[2] * 32 if transposed else blocks.shape[1]
     out = x.new_empty((x.shape[0], columns))
     for first in range(0, len(ends), DEQUANTIZE_CHUNK):
