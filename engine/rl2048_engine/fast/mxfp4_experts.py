@@ -120,16 +120,14 @@ def grouped_mm_dequantized(
     row_ends: RowEnds | None = None,
 ) -> torch.Tensor:
     """Each row of `x` (sorted by expert, `offsets` the cumulative row ends) times its expert's
-    `W^T` (or `W` when `transposed`), dequantizing the experts a chunk at a time. With one chunk
-    every expert is dequantized and nothing waits on the device. With several, a chunk no row
-    was routed to is skipped: the row ends are read on the host (`row_ends`, once per
-    routing); nothing else waits on the device, since everything a chunk needs is sliced from
-    device tensors. Under CUDA-graph capture every expert is dequantized."""
-    if x.is_cuda and torch.cuda.is_current_stream_capturing():
-        weight, offs = dequantize_routed(blocks, scales, offsets, x.dtype)
-        return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offs)
+    `W^T` (or `W` when `transposed`), dequantizing the experts a chunk at a time. With one chunk,
+    or under CUDA-graph capture (which cannot wait on the device), every expert is dequantized at
+    once and nothing waits on the device. Otherwise a chunk no row was routed to is skipped: the
+    row ends are read on the host (`row_ends`, once per routing); nothing else waits on the
+    device, since everything a chunk needs is sliced from device tensors."""
     experts = torch.arange(blocks.shape[0], device=x.device)
-    if blocks.shape[0] <= DEQUANTIZE_CHUNK:  # one chunk: every expert, no need to know the routing
+    capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()
+    if capturing or blocks.shape[0] <= DEQUANTIZE_CHUNK:  # every expert, no need to know the routing
         weight = _dequantize_experts(blocks, scales, experts, x.dtype)
         return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offsets)
     ends = (row_ends or read_once())(offsets)
@@ -158,13 +156,10 @@ def dequantize_routed(
     blocks: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The experts some row was routed to (`offsets`: cumulative row ends per expert), as
-    `[R, out, in]` (PyTorch), with the offsets of just those experts. Finding them waits on
-    the device, so under CUDA-graph capture every expert is taken."""
+    `[R, out, in]`, with the offsets of just those experts: PyTorch only, the benchmark's
+    reference for the kernels. Finding them waits on the device."""
     counts = torch.diff(offsets, prepend=offsets.new_zeros(1))
-    if offsets.is_cuda and torch.cuda.is_current_stream_capturing():
-        routed = torch.arange(offsets.shape[0], device=offsets.device)
-    else:
-        routed = counts.nonzero().squeeze(1)
+    routed = counts.nonzero().squeeze(1)
     out_features, in_features = blocks.shape[1], blocks.shape[2] * 32
     weight = torch.empty((routed.shape[0], out_features, in_features), dtype=dtype, device=blocks.device)
     for start in range(0, routed.shape[0], DEQUANTIZE_CHUNK):
