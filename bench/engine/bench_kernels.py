@@ -5,7 +5,7 @@
 32 experts; gate_up `[5760, 2880]` and down `[2880, 2880]` (out, in); blocks random bytes, scales
 random in 118..130. Decode shape: 8 tokens x 4 distinct experts each (32 rows, sorted by expert).
 Times (CUDA events, median of 20 after warm-up, microseconds): the MXFP4 decode kernel
-(`grouped_linear`, `mx`) and its transpose (`grouped_linear_t`, `mx_t`) for both projections; for reference the
+(`grouped_linear`, `mx`; `mx_f16` with x in f16, its fp8 path) and its transpose (`grouped_linear_t`, `mx_t`) for both projections; for reference the
 dense bf16 kernel and `F.grouped_mm` on the dequantized weights; `dequantize_experts` of all 32
 experts of gate_up (and the PyTorch table lookup). Each MXFP4 result is checked against
 dequantize + matmul (relative error). Bandwidths: packed bytes (blocks and scales) of the routed
@@ -45,12 +45,14 @@ def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, 
     rows = TOKENS * TOP_K
     x = torch.randn(rows, in_features, device="cuda", dtype=torch.bfloat16)
     dy = torch.randn(rows, out_features, device="cuda", dtype=torch.bfloat16)
+    x16 = x.half()  # the fp8 path's input
 
     want = F.grouped_mm(x, weight.transpose(1, 2), offs=offsets)
     want_t = F.grouped_mm(dy, weight, offs=offsets)
     packed = routed * out_features * (in_features // 2 + in_features // 32)  # bytes the decode kernels read
     runs = {
         "mx": lambda: grouped_linear(x, offsets, blocks=blocks, scales=scales),
+        "mx_f16": lambda: grouped_linear(x16, offsets, blocks=blocks, scales=scales, out_dtype=torch.bfloat16),
         "mx_t": lambda: grouped_linear_t(dy, offsets, blocks, scales),
         "dense": lambda: grouped_linear(x, offsets, weight=dense),
         "grouped_mm": lambda: F.grouped_mm(x, weight.transpose(1, 2), offs=offsets),
@@ -58,6 +60,7 @@ def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, 
     }
     result[f"{name}_routed_experts"] = routed
     result[f"{name}_mx_rel_err"] = rel_err(runs["mx"](), want)
+    result[f"{name}_mx_f16_rel_err"] = rel_err(runs["mx_f16"](), want)
     result[f"{name}_mx_t_rel_err"] = rel_err(runs["mx_t"](), want_t)
     result[f"{name}_dense_rel_err"] = rel_err(runs["dense"](), want)
     for run, fn in runs.items():

@@ -337,6 +337,8 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
                     want = F.grouped_mm(x, weight.transpose(-1, -2), offs=routed_offs)
                     errs.append(rel_err(grouped_linear(x, offs, blocks=blocks, scales=scales), want))
                     checks[f"kernel_mx_{name}_{rows}_rel_err"] = errs[-1]
+                    errs.append(rel_err(grouped_linear(x.half(), offs, blocks=blocks, scales=scales, out_dtype=x.dtype), want))
+                    checks[f"kernel_mx_f16_{name}_{rows}_rel_err"] = errs[-1]
                     dy = torch.randn(rows, blocks.shape[1], device="cuda", dtype=torch.bfloat16)
                     errs.append(
                         rel_err(grouped_linear_t(dy, offs, blocks, scales), F.grouped_mm(dy, weight, offs=routed_offs))
@@ -350,6 +352,10 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
 
                         checks[f"kernel_mx_{name}_32_us"] = median_us(
                             lambda: grouped_linear(x, offs, blocks=blocks, scales=scales)
+                        )
+                        x16 = x.half()
+                        checks[f"kernel_mx_f16_{name}_32_us"] = median_us(
+                            lambda: grouped_linear(x16, offs, blocks=blocks, scales=scales, out_dtype=x.dtype)
                         )
                         checks[f"dequantize_routed_grouped_mm_{name}_32_us"] = median_us(dequantized)
                     del weight

@@ -111,6 +111,37 @@ def check_compiled() -> None:
     assert rel_err(got, want) < 1e-2, f"mxfp4 transposed product: {rel_err(got, want)}"
 
 
+def check_f16(device: str) -> None:
+    """The MXFP4 product with x in f16 (the fp8 path, `_mx_tile_f16`) on `device`: scales across
+    e8m0's range (30..220) that differ by up to 14 binades in a row's loop step (4 groups) give
+    dequantize + matmul in float32; a group more than 14 binades below its row's largest in the
+    step is dropped (zero). K = 288: 9 groups, the last step partial."""
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+
+    gen = torch.Generator().manual_seed(1)
+    counts, n, k = [5, 0, 7], 80, 288
+    experts = len(counts)
+    blocks = torch.randint(0, 256, (experts, n, k // 32, 16), generator=gen, dtype=torch.uint8)
+    top = torch.randint(30, 221, (experts, n, 1), generator=gen)
+    scales = (top - torch.randint(0, 15, (experts, n, k // 32), generator=gen)).to(torch.uint8)
+    # Rows 0 and 1 of expert 0: only group 1 has nonzero codes, 15 and 14 binades below the
+    # step's largest scale: the first is dropped, the second kept.
+    blocks[0, :2, [0, 2, 3, 4, 5, 6, 7, 8]] = 0
+    scales[0, 0, 1], scales[0, 1, 1] = scales[0, 0, :4].max() - 15, scales[0, 1, :4].max() - 14
+    kept = dequantize(blocks, scales, torch.float32)
+    assert kept[0, 0].abs().sum() > 0 and kept[0, 1].abs().sum() > 0
+    kept[0, 0] = 0
+    x = torch.randn(sum(counts), k, generator=gen).half()
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
+    args = [t.to(device) for t in (x, offsets, blocks, scales)]
+    got = kernels.grouped_linear(args[0], args[1], blocks=args[2], scales=args[3], out_dtype=torch.float32).cpu()
+    want = per_expert(x.float(), counts, kept.transpose(1, 2))
+    bound = per_expert(x.float().abs(), counts, kept.abs().transpose(1, 2))  # float32 rounding of the sums
+    assert ((got - want).abs() <= 1e-5 * bound).all(), "mxfp4 product, x in f16"
+    assert (got[:5, 1] != 0).all(), "a group 14 binades below its step's largest is kept"
+
+
 def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return float((got.float() - want).norm() / want.norm())
 
@@ -192,6 +223,20 @@ def test_compiled_kernels_unpack_exactly_on_the_gpu() -> None:
 
 
 @needs_triton
+def test_mxfp4_product_through_fp8() -> None:
+    in_interpreter("f16")
+
+
+@needs_triton
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
+@pytest.mark.skipif(
+    torch.cuda.is_available() and torch.cuda.get_device_capability() < (8, 9), reason="needs fp8 conversions"
+)
+def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
+    check_f16("cuda")
+
+
+@needs_triton
 def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
     in_interpreter("attention")
 
@@ -208,5 +253,7 @@ if __name__ == "__main__":
         check_attention()
     elif sys.argv[1:] == ["routing"]:
         check_routing()
+    elif sys.argv[1:] == ["f16"]:
+        check_f16("cpu")
     else:
         check([int(c) for c in sys.argv[1:]])

@@ -95,6 +95,8 @@ class Dims(NamedTuple):
     num_experts: int
     decode_kernels: bool = False  # decode attention and routing as the Triton kernels of
     # `decode_attention.py` and `decode_routing.py`
+    experts_input: torch.dtype | None = None  # the experts' input rows cast to this dtype (f16 for
+    # the MXFP4 decode kernels' fp8 path, `MxExperts.decode_dtype`) by the kernels that make them
 
 
 class Routing(NamedTuple):
@@ -239,17 +241,29 @@ def layer_head(
     else:
         top, chosen = top_k(logits, d.top_k)
         routing = route(chosen, torch.softmax(top, dim=-1, dtype=top.dtype), d.num_experts)
-    return hidden, x[routing.token], routing
+    return hidden, cast_rows(x[routing.token], d.experts_input), routing
 
 
-def activate(h: torch.Tensor, bias: torch.Tensor, expert: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
+def cast_rows(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """The experts' input rows in `dtype` (None: as they are). To f16 they are clamped to its
+    range first (65504), so that large bf16 values saturate instead of becoming inf."""
+    if dtype is None or dtype == x.dtype:
+        return x
+    if dtype == torch.float16:
+        x = x.clamp(-65504, 65504)
+    return x.to(dtype)
+
+
+def activate(
+    h: torch.Tensor, bias: torch.Tensor, expert: torch.Tensor, alpha: float, limit: float, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """The first grouped linear's rows, with their expert's bias, through gpt-oss's clamped SwiGLU
-    (interleaved gate and up columns)."""
+    (interleaved gate and up columns); `cast_rows` to `dtype` for the second."""
     h = h + bias[expert]
     gate, up = h[..., ::2], h[..., 1::2]
     gate = gate.clamp(max=limit)
     up = up.clamp(min=-limit, max=limit)
-    return (up + 1) * (gate * torch.sigmoid(gate * alpha))
+    return cast_rows((up + 1) * (gate * torch.sigmoid(gate * alpha)), dtype)
 
 
 def experts_sum(out: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torch.Tensor:
@@ -586,6 +600,8 @@ class GptOssRunner:
         )
         if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention and route_top_k
             from . import decode_attention, decode_routing  # noqa: F401
+        experts_dtype = getattr(self.layers[0].mlp.experts, "decode_dtype", None)
+        self.decode_experts_input = experts_dtype if self.device.type == "cuda" and kernels_enabled() else None
         for layer in self.layers:
             experts = layer.mlp.experts
             if not hasattr(experts, "gate_up_proj") and not hasattr(experts, "grouped_linears"):
@@ -662,14 +678,16 @@ class GptOssRunner:
     ) -> torch.Tensor:
         """Run `hidden [B, S, H]` (embedded tokens at cache slots `write_slots [S]`) through every
         layer, writing their keys and values into `cache`; returns the final-norm hidden states."""
+        d = self.dims
+        if hidden.shape[0] * hidden.shape[1] * d.top_k <= DECODE_PAIRS_PER_EXPERT * d.num_experts:
+            d = d._replace(experts_input=self.decode_experts_input)  # the decode kernels' input
         for i, (layer, t) in enumerate(zip(self.layers, self.tensors)):
             mask = masks[self.layer_types[i]]
-            hidden, x, routing = fns.layer_head(
-                hidden, t, self.dims, cos, sin, cache.keys[i], cache.values[i], write_slots, mask
-            )
+            hidden, x, routing = fns.layer_head(hidden, t, d, cos, sin, cache.keys[i], cache.values[i], write_slots, mask)
             experts = layer.mlp.experts
             gate_up, gate_up_bias, down, down_bias = expert_linears(experts, x.shape[0])
-            h = fns.activate(gate_up(x, routing.offsets), gate_up_bias, routing.expert, experts.alpha, experts.limit)
+            h = gate_up(x, routing.offsets)
+            h = fns.activate(h, gate_up_bias, routing.expert, experts.alpha, experts.limit, d.experts_input)
             hidden = fns.add_experts(hidden, down(h, routing.offsets), down_bias, routing)
         return fns.norm(hidden, self.norm.weight, self.dims.eps)
 

@@ -122,7 +122,17 @@ def _mx_scales(scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.co
     """The e8m0 scales of weight rows `w_rows [R]` at groups g0 .. g0 + GROUPS: `[R, GROUPS]`."""
     g = g0 + tl.arange(0, GROUPS)
     ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
-    return tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=ok, other=127)
+    return tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=ok, other=0)
+
+
+@triton.jit
+def _mx_codes(blocks_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
+    """The packed bytes of weight rows `w_rows [R]` at groups g0 .. g0 + GROUPS: `[R, GROUPS, 16]`,
+    zero past K and in masked rows. Byte j of a group holds its columns 2j (low nibble) and 2j + 1."""
+    g = g0 + tl.arange(0, GROUPS)
+    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
+    group = w_rows[:, None] * (K // 32) + g[None, :]  # its 16 bytes in blocks
+    return tl.load(blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0)
 
 
 @triton.jit
@@ -136,12 +146,7 @@ def _mx_tile(blocks_ptr, s, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.c
     The scales are loaded apart so that a loop can fetch the next step's while it works on this
     one: Triton does not pipeline them with the weights (2 bytes a thread, below `cp.async`'s 4),
     so each step waited on a global load (gate_up at the decode shape 134 -> 130 us, H200)."""
-    g = g0 + tl.arange(0, GROUPS)
-    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
-    group = w_rows[:, None] * (K // 32) + g[None, :]  # its 16 bytes in blocks
-    packed = tl.load(
-        blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0
-    )  # byte j of a group holds its columns 2j (low nibble) and 2j + 1
+    packed = _mx_codes(blocks_ptr, w_rows, w_rows_ok, g0, GROUPS, K)
     shape: tl.constexpr = (w_rows.shape[0], 16 * GROUPS)
     if LUT:
         scale = _scale_bf16(s)[:, :, None]
@@ -150,6 +155,57 @@ def _mx_tile(blocks_ptr, s, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.c
     base = _scale_base(s)[:, :, None]
     packed = packed.to(tl.int32)
     return tl.reshape(_e2m1(packed & 15, base), shape), tl.reshape(_e2m1(packed >> 4, base), shape)
+
+
+@triton.jit
+def _e4m3_pairs(packed, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
+    """Both e2m1 codes of each byte of `packed` (uint8) as e4m3 bytes: `(low nibble's, high
+    nibble's)`. The code `s e1 e0 m` becomes `s<<7 | (e1 e0 m)<<2`, which is exactly the code's value
+    times 2^-6 (e = 0, 0 and 0.5, included, as e4m3 subnormals). `ASM`: four bytes a register in
+    inline PTX (GPU), else the same bits by Triton's integer operations (CPU interpreter)."""
+    if ASM:
+        return tl.inline_asm_elementwise(
+            asm="""
+            {
+            .reg .b32 a, b;
+            shl.b32 a, $2, 2;
+            shl.b32 b, $2, 4;
+            and.b32 a, a, 0x1C1C1C1C;
+            and.b32 b, b, 0x80808080;
+            or.b32 $0, a, b;
+            shr.b32 a, $2, 2;
+            and.b32 a, a, 0x1C1C1C1C;
+            and.b32 b, $2, 0x80808080;
+            or.b32 $1, a, b;
+            }
+            """,
+            constraints="=r,=r,r",
+            args=[packed],
+            dtype=(tl.uint8, tl.uint8),
+            is_pure=True,
+            pack=4,
+        )
+    return ((packed << 2) & 0x1C) | ((packed << 4) & 0x80), ((packed >> 2) & 0x1C) | (packed & 0x80)
+
+
+@triton.jit
+def _mx_tile_f16(blocks_ptr, d, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr, ASM: tl.constexpr):  # type: ignore
+    """`_mx_tile` in f16, through fp8: each group's values times 2^(d - 6), where `d [R, GROUPS]`
+    is its scale minus a reference of its row (d <= 0). The e4m3 bytes of `_e4m3_pairs` become f16
+    pairs in one conversion each on Hopper (`cvt.rn.f16x2.e4m3x2`), then one multiply by 2^d:
+    exact for d >= -14 (the smallest, 0.5 * 2^-20, is an f16 subnormal), zero below."""
+    low, high = _e4m3_pairs(_mx_codes(blocks_ptr, w_rows, w_rows_ok, g0, GROUPS, K), ASM)
+    scale = tl.where(d >= -14, (d + 15) << 10, 0).to(tl.uint16).to(tl.float16, bitcast=True)[:, :, None]
+    shape: tl.constexpr = (w_rows.shape[0], 16 * GROUPS)
+    low = low.to(tl.float8e4nv, bitcast=True).to(tl.float16) * scale
+    high = high.to(tl.float8e4nv, bitcast=True).to(tl.float16) * scale
+    return tl.reshape(low, shape), tl.reshape(high, shape)
+
+
+@triton.jit
+def _pow2(exponent):  # type: ignore[no-untyped-def]
+    """2^exponent in float32 for int32 exponents, clamped to the normal range (-126 .. 127)."""
+    return ((tl.minimum(tl.maximum(exponent, -126), 127) + 127) << 23).to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -175,10 +231,17 @@ def _grouped_kernel(
     stride_wn,
     MX: tl.constexpr,
     LUT: tl.constexpr,
+    F16: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
+    """`out = x @ W` per expert. MXFP4 with x in bf16 (`F16` false): the weights unpacked to bf16
+    (`_mx_tile`), exact. With x in f16: through fp8 (`_mx_tile_f16`); each loop step takes its
+    weight row's largest scale r over the step's groups as the reference, starts its dot from zero
+    and adds it to the accumulator times 2^(r - 121) (r - 127 for the scale, + 6 for the e4m3
+    offset), so the f16 weights are exact for any scale but blocks more than 14 binades below their
+    row's largest in the same step (which come out as zero)."""
     e = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
@@ -196,10 +259,18 @@ def _grouped_kernel(
             if MX:
                 s = s_next
                 s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, (k0 + BLOCK_K) // 32, BLOCK_K // 32, K)
-                w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
                 x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
-                acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
-                acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
+                if F16:
+                    s = _clamped(s)
+                    r = tl.max(s, axis=1)
+                    w_even, w_odd = _mx_tile_f16(w_ptr, s - r[:, None], e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
+                    part = tl.dot(x_even, tl.trans(w_even))
+                    part = tl.dot(x_odd, tl.trans(w_odd), part)
+                    acc += part * _pow2(r - 121)[None, :]
+                else:
+                    w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
+                    acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
+                    acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
             else:
                 w = tl.load(
                     w_ptr + e * stride_we + k[:, None] * stride_wk + cols[None, :] * stride_wn,
@@ -324,9 +395,12 @@ def grouped_linear(
     weight: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
     scales: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """`x [P, K]` sorted by expert times each row's expert weight: `weight [E, K, N]` (dense) or
-    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in x's dtype."""
+    `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in `out_dtype`
+    (default x's). MXFP4 with x in f16 unpacks through fp8 (GPUs of compute capability 8.9 and up,
+    see `_grouped_kernel`); x in bf16 or float32, by byte tables."""
     x = x.contiguous()
     mx = weight is None
     if mx:
@@ -340,13 +414,13 @@ def grouped_linear(
         w, s = weight, weight  # scales unused
         strides = (weight.stride(0), weight.stride(1), weight.stride(2))
     assert x.shape[1] == k, f"x has {x.shape[1]} columns, the weight {k}"
-    out = torch.empty((x.shape[0], n), dtype=x.dtype, device=x.device)
+    out = torch.empty((x.shape[0], n), dtype=out_dtype or x.dtype, device=x.device)
     block_m = _rows_tile(x.shape[0], experts)
     tiles = TILES["mx" if mx else "dense", block_m]
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
         x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
-        MX=mx, LUT=_compiled(), BLOCK_M=block_m, **tiles,
+        MX=mx, LUT=_compiled(), F16=mx and x.dtype == torch.float16, BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
 

@@ -80,15 +80,22 @@ class GroupedMxLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, offsets: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, row_ends: RowEnds
+        ctx: Any,
+        x: torch.Tensor,
+        offsets: torch.Tensor,
+        blocks: torch.Tensor,
+        scales: torch.Tensor,
+        row_ends: RowEnds,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
+        """The result in `dtype` (the model's); x in f16 takes the decode kernel's fp8 path."""
         ctx.save_for_backward(offsets, blocks, scales)
         ctx.row_ends = row_ends
         if _decode_kernel(x, blocks):
             from .moe_kernels import grouped_linear
 
-            return grouped_linear(x, offsets, blocks=blocks, scales=scales)
-        return grouped_mm_dequantized(x, offsets, blocks, scales, transposed=False, row_ends=row_ends)
+            return grouped_linear(x, offsets, blocks=blocks, scales=scales, out_dtype=dtype)
+        return grouped_mm_dequantized(x.to(dtype), offsets, blocks, scales, transposed=False, row_ends=row_ends)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
@@ -96,9 +103,9 @@ class GroupedMxLinear(torch.autograd.Function):
         if _decode_kernel(grad, blocks):
             from .moe_kernels import grouped_linear_t
 
-            return grouped_linear_t(grad, offsets, blocks, scales), None, None, None, None
+            return grouped_linear_t(grad, offsets, blocks, scales), None, None, None, None, None
         out = grouped_mm_dequantized(grad, offsets, blocks, scales, transposed=True, row_ends=ctx.row_ends)
-        return out, None, None, None, None
+        return out, None, None, None, None, None
 
 
 def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
@@ -184,6 +191,12 @@ class MxExperts(nn.Module):
         self.num_experts = e
         self.alpha: float = getattr(config, "swiglu_alpha", 1.702)  # a constant in transformers 5.17
         self.limit: float = config.swiglu_limit
+        self.dtype = dtype
+        # The decode kernels' input rows in f16 where the GPU converts fp8 pairs to f16 in one
+        # instruction (compute capability 8.9 and up): MXFP4 unpacks in fewer instructions than by
+        # bf16's byte tables (`moe_kernels._grouped_kernel`). The runner casts them (`Dims`).
+        fp8 = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+        self.decode_dtype = torch.float16 if fp8 else dtype
 
     def grouped_linears(self) -> tuple[Any, torch.Tensor, Any, torch.Tensor]:
         """What `forward.grouped_experts` calls: two grouped linears (x, offsets) -> y, and biases;
@@ -192,10 +205,10 @@ class MxExperts(nn.Module):
         row_ends = read_once()  # both linears run on one routing
 
         def gate_up(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales, row_ends)
+            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales, row_ends, self.dtype)
 
         def down(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales, row_ends)
+            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales, row_ends, self.dtype)
 
         return gate_up, self.gate_up_proj_bias, down, self.down_proj_bias
 
