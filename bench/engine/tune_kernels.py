@@ -1,8 +1,8 @@
 """Pick the launch settings (`moe_kernels.TILES`) of the decode-shaped expert kernels on this GPU.
 
-    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200]
+    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...]
 
-For each kernel (dense bf16, MXFP4, MXFP4 transposed) at the decode row tile (16), every
+For each kernel (dense bf16, MXFP4 with x in bf16 and in f16, MXFP4 transposed) at the decode row tile (16), every
 candidate in the grid below is timed at gpt-oss-20b's two expert shapes (gate_up and down, 8
 tokens x 4 experts routed at random, as in bench_kernels.py); the pick minimizes their summed
 median time. A candidate that fails to compile (too much shared memory) or to match the
@@ -34,6 +34,10 @@ GRID: dict[str, list[dict[str, int]]] = {
     ]
     for kind in ("dense", "mx")
 }
+GRID["mx_f16"] = [
+    dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+    for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [4, 8], [2, 3, 4])
+]
 GRID["mx_t"] = [
     dict(BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
 ]
@@ -41,7 +45,7 @@ GRID["mx_t"] = [
 
 def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
     """Per kernel, one (call, expected result) per expert shape."""
-    out: dict[str, list[tuple[Any, torch.Tensor]]] = {"dense": [], "mx": [], "mx_t": []}
+    out: dict[str, list[tuple[Any, torch.Tensor]]] = {"dense": [], "mx": [], "mx_f16": [], "mx_t": []}
     for out_features, in_features in SHAPES.values():
         groups = (EXPERTS, out_features, in_features // 32)
         blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, device="cuda")
@@ -55,6 +59,14 @@ def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
         out["dense"].append((lambda x=x, o=offsets, w=dense: moe_kernels.grouped_linear(x, o, weight=w), want))
         out["mx"].append(
             (lambda x=x, o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear(x, o, blocks=b, scales=s), want)
+        )
+        out["mx_f16"].append(
+            (
+                lambda x=x.half(), o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear(
+                    x, o, blocks=b, scales=s, out_dtype=torch.bfloat16
+                ),
+                want,
+            )
         )
         want_t = F.grouped_mm(dy, weight, offs=offsets)
         out["mx_t"].append((lambda d=dy, o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear_t(d, o, b, s), want_t))
@@ -71,14 +83,16 @@ def measure(calls: list[tuple[Any, torch.Tensor]]) -> float:
     return total
 
 
-def tune(budget_s: float = 200.0) -> dict[str, Any]:
+def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, Any]:
     """Times the grid (until the budget runs out), sets `moe_kernels.TILES` to the picks and
-    returns what it measured."""
+    returns what it measured. `kinds`: only these kernels (default all)."""
     gen = torch.Generator().manual_seed(0)
     calls = problems(gen)
     deadline = time.monotonic() + budget_s
     report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "rows_tile": ROWS_TILE}
     for kind, candidates in GRID.items():
+        if kinds and kind not in kinds:
+            continue
         key = (kind, ROWS_TILE)
         current = dict(moe_kernels.TILES[key])
         best, best_us = current, measure(calls[kind])
@@ -104,4 +118,6 @@ def tune(budget_s: float = 200.0) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget-s", type=float, default=200.0)
-    print(json.dumps(tune(parser.parse_args().budget_s), indent=1))
+    parser.add_argument("--kinds", nargs="*", choices=sorted(GRID), help="only these kernels (default: all)")
+    args = parser.parse_args()
+    print(json.dumps(tune(args.budget_s, args.kinds), indent=1))

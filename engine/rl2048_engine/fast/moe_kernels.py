@@ -358,11 +358,12 @@ def dequantize_experts(
     blocks: torch.Tensor, scales: torch.Tensor, experts: torch.Tensor, dtype: torch.dtype
 ) -> torch.Tensor:
     """`blocks [E, N, K/32, 16]`, `scales [E, N, K/32]` of the experts `experts [R]` to `[R, N, K]`:
-    the same values as `mxfp4_experts.dequantize` (for scales in 2..252, see the module doc), at the
-    speed of the memory."""
+    the same values as `mxfp4_experts.dequantize` (for scales in 2..252, see the module doc). All 32
+    experts of gpt-oss-20b's gate_up move 2.7 TB/s (read + written) on an H200, whose copy ceiling is
+    4.2 (`explore_dequant.py`, bench/RESULTS.md: 2.2 with 64 rows x 4 groups a program)."""
     n, k = blocks.shape[1], blocks.shape[2] * 32
     out = torch.empty((experts.shape[0], n, k), dtype=dtype, device=blocks.device)
-    rows, block_r, groups = experts.shape[0] * n, 64, 4  # 4 KB read, 16 KB written (bf16) a program
+    rows, block_r, groups = experts.shape[0] * n, 16, 8  # 2 KB read, 8 KB written (bf16) a program
     grid = (triton.cdiv(rows, block_r), triton.cdiv(k // 32, groups))
     _dequantize_kernel[grid](
         blocks.contiguous(), scales.contiguous(), experts.contiguous(), out, rows, k, n, _compiled(),
@@ -380,6 +381,8 @@ TILES: dict[tuple[str, int], dict[str, int]] = {
     ("dense", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
     ("mx", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx_f16", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
+    ("mx_f16", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", 16): dict(BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
     ("mx_t", 64): dict(BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
 }
@@ -415,12 +418,13 @@ def grouped_linear(
         strides = (weight.stride(0), weight.stride(1), weight.stride(2))
     assert x.shape[1] == k, f"x has {x.shape[1]} columns, the weight {k}"
     out = torch.empty((x.shape[0], n), dtype=out_dtype or x.dtype, device=x.device)
+    f16 = mx and x.dtype == torch.float16
     block_m = _rows_tile(x.shape[0], experts)
-    tiles = TILES["mx" if mx else "dense", block_m]
+    tiles = TILES["mx_f16" if f16 else "mx" if mx else "dense", block_m]
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
         x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
-        MX=mx, LUT=_compiled(), F16=mx and x.dtype == torch.float16, BLOCK_M=block_m, **tiles,
+        MX=mx, LUT=_compiled(), F16=f16, BLOCK_M=block_m, **tiles,
     )  # fmt: skip
     return out
 
