@@ -25,6 +25,13 @@ conversion instruction; Triton's `tl.dot_scaled`, which upcasts the same tiles i
 where the byte tables take 284 us (gate_up + down at gpt-oss-20b's decode shape, H200,
 bench/RESULTS.md).
 
+With x in f16 (GPUs of compute capability 8.9 and up, `MxExperts.decode_dtype`) the decode
+product unpacks through fp8 instead (`_e4m3_pairs`, `_mx_tile_f16`): each code shifted into an e4m3
+byte, pairs converted to f16 in one instruction (`cvt.rn.f16x2.e4m3x2`), the scale taken relative
+to the weight row's largest in the loop step and the rest applied to the float32 result. gate_up +
+down 203.9 -> 175.2 us on an H200 (CUDA-graph timed, bench/RESULTS.md); the byte tables stay for
+the transposed product and the dequantization, which work in bf16.
+
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
 for the many-row products (prefill, training) that grouped_mm does better than these kernels.
@@ -389,7 +396,10 @@ TILES: dict[tuple[str, int], dict[str, int]] = {
 """Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
 on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
 the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scaled` and again with
-the byte tables (281 us). `bench_step.py --tune` tunes again for the GPU it runs on."""
+the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: tune_kernels.py
+picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
+went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
+again for the GPU it runs on."""
 
 
 def grouped_linear(
