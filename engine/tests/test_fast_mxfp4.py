@@ -101,3 +101,34 @@ def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder
     assert getattr(q_proj.forward, "__func__", None) is fast_lora_forward
     with pytest.raises(AssertionError, match="needs a folder with MXFP4 experts"):
         call("load", **{**load, "model": str(tiny_folder)}, experts="mxfp4")
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9), reason="needs a GPU that converts fp8"
+)
+def test_decode_hands_the_kernel_f16_rows_on_the_gpu(tiny_mxfp4_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU that converts fp8 the runner gives the MXFP4 decode kernel f16 rows (its fp8 path):
+    the same greedy tokens, and logprobs within bf16 noise, as with bf16 rows (the byte tables)."""
+    from rl2048_engine.fast import moe_kernels
+
+    real, seen = moe_kernels.grouped_linear, []
+
+    def spy(x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(x.dtype)
+        return real(x, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(moe_kernels, "grouped_linear", spy)
+    config = AutoConfig.from_pretrained(tiny_mxfp4_folder)
+    model = load_resident(tiny_mxfp4_folder, config, torch.device("cuda"), torch.bfloat16)
+    rows = torch.randint(0, 2000, (2, 40), generator=torch.Generator().manual_seed(0)).tolist()
+    outs = []
+    for rows_dtype in (torch.float16, torch.bfloat16):
+        generator = FastGenerator(model, use_graph=False, compiled=False)
+        assert generator.runner.decode_experts_input == torch.float16
+        generator.runner.decode_experts_input = rows_dtype
+        seen.clear()
+        outs.append(generator.generate(rows, 1, 6, SamplingSettings(temperature=0.0), [], torch.Generator()))
+        assert seen and set(seen) == {rows_dtype}
+    assert [c.ids for c in outs[0]] == [c.ids for c in outs[1]]
+    for f16, bf16 in zip(outs[0], outs[1]):
+        assert torch.allclose(torch.tensor(f16.logprobs), torch.tensor(bf16.logprobs), atol=2e-2)
