@@ -44,7 +44,12 @@ from transformers import PreTrainedModel
 
 NEG_INF = float("-inf")
 DECODE_PAIRS_PER_EXPERT = 4
-"""Up to this many (token, expert) pairs per expert on average, dense experts use the kernel."""
+"""Up to this many (token, expert) pairs per expert on average, the experts use the decode kernels."""
+
+
+def decode_shaped(pairs: int, num_experts: int) -> bool:
+    """Whether `pairs` (token, expert) pairs are few enough for the experts' decode kernels."""
+    return pairs <= DECODE_PAIRS_PER_EXPERT * num_experts
 
 _KERNELS = {"enabled": True}
 
@@ -450,7 +455,7 @@ def _decode_kernel_applies(weight: torch.Tensor, pairs: int, num_experts: int) -
         weight.is_cuda
         and kernels_enabled()
         and not torch.is_grad_enabled()
-        and pairs <= DECODE_PAIRS_PER_EXPERT * num_experts
+        and decode_shaped(pairs, num_experts)
     )
 
 
@@ -679,7 +684,7 @@ class GptOssRunner:
         """Run `hidden [B, S, H]` (embedded tokens at cache slots `write_slots [S]`) through every
         layer, writing their keys and values into `cache`; returns the final-norm hidden states."""
         d = self.dims
-        if hidden.shape[0] * hidden.shape[1] * d.top_k <= DECODE_PAIRS_PER_EXPERT * d.num_experts:
+        if decode_shaped(hidden.shape[0] * hidden.shape[1] * d.top_k, d.num_experts):
             d = d._replace(experts_input=self.decode_experts_input)  # the decode kernels' input
         for i, (layer, t) in enumerate(zip(self.layers, self.tensors)):
             mask = masks[self.layer_types[i]]

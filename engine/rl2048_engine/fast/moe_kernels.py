@@ -125,20 +125,25 @@ def _e2m1_pairs(packed):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
+def _mx_groups(w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
+    """The 32-column groups g0 .. g0 + GROUPS of weight rows `w_rows [R]`: their index in the
+    scales (each one's 16 bytes in the blocks follow from it) and whether they exist, `[R, GROUPS]`."""
+    g = g0 + tl.arange(0, GROUPS)
+    return w_rows[:, None] * (K // 32) + g[None, :], w_rows_ok[:, None] & (g < K // 32)[None, :]
+
+
+@triton.jit
 def _mx_scales(scales_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
     """The e8m0 scales of weight rows `w_rows [R]` at groups g0 .. g0 + GROUPS: `[R, GROUPS]`."""
-    g = g0 + tl.arange(0, GROUPS)
-    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
-    return tl.load(scales_ptr + w_rows[:, None] * (K // 32) + g[None, :], mask=ok, other=0)
+    group, ok = _mx_groups(w_rows, w_rows_ok, g0, GROUPS, K)
+    return tl.load(scales_ptr + group, mask=ok, other=0)
 
 
 @triton.jit
 def _mx_codes(blocks_ptr, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.constexpr):  # type: ignore
     """The packed bytes of weight rows `w_rows [R]` at groups g0 .. g0 + GROUPS: `[R, GROUPS, 16]`,
     zero past K and in masked rows. Byte j of a group holds its columns 2j (low nibble) and 2j + 1."""
-    g = g0 + tl.arange(0, GROUPS)
-    ok = w_rows_ok[:, None] & (g < K // 32)[None, :]
-    group = w_rows[:, None] * (K // 32) + g[None, :]  # its 16 bytes in blocks
+    group, ok = _mx_groups(w_rows, w_rows_ok, g0, GROUPS, K)
     return tl.load(blocks_ptr + group[:, :, None] * 16 + tl.arange(0, 16)[None, None, :], mask=ok[:, :, None], other=0)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..mxfp4 import E8M0_BIAS, FP4_VALUES
-from .forward import DECODE_PAIRS_PER_EXPERT, grouped_experts, kernels_enabled
+from .forward import decode_shaped, grouped_experts, kernels_enabled
 
 
 def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -109,7 +109,7 @@ class GroupedMxLinear(torch.autograd.Function):
 
 
 def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
-    return x.is_cuda and kernels_enabled() and x.shape[0] <= DECODE_PAIRS_PER_EXPERT * blocks.shape[0]
+    return x.is_cuda and kernels_enabled() and decode_shaped(x.shape[0], blocks.shape[0])
 
 
 DEQUANTIZE_CHUNK = 32
@@ -191,24 +191,29 @@ class MxExperts(nn.Module):
         self.num_experts = e
         self.alpha: float = getattr(config, "swiglu_alpha", 1.702)  # a constant in transformers 5.17
         self.limit: float = config.swiglu_limit
-        self.dtype = dtype
-        # The decode kernels' input rows in f16 where the GPU converts fp8 pairs to f16 in one
-        # instruction (compute capability 8.9 and up): MXFP4 unpacks in fewer instructions than by
-        # bf16's byte tables (`moe_kernels._grouped_kernel`). The runner casts them (`Dims`).
+
+    @property
+    def decode_dtype(self) -> torch.dtype:
+        """The decode kernels' input rows in f16 where the GPU converts fp8 pairs to f16 in one
+        instruction (compute capability 8.9 and up): MXFP4 unpacks in fewer instructions than by
+        bf16's byte tables (`moe_kernels._grouped_kernel`). Else the model's dtype. The runner
+        casts them (`forward.Dims.experts_input`)."""
+        device = self.gate_up_proj_blocks.device
         fp8 = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
-        self.decode_dtype = torch.float16 if fp8 else dtype
+        return torch.float16 if fp8 else self.gate_up_proj_bias.dtype
 
     def grouped_linears(self) -> tuple[Any, torch.Tensor, Any, torch.Tensor]:
         """What `forward.grouped_experts` calls: two grouped linears (x, offsets) -> y, and biases;
         a new pair for each routing."""
 
         row_ends = read_once()  # both linears run on one routing
+        dtype = self.gate_up_proj_bias.dtype  # the model's: the linears' results
 
         def gate_up(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales, row_ends, self.dtype)
+            return GroupedMxLinear.apply(x, offsets, self.gate_up_proj_blocks, self.gate_up_proj_scales, row_ends, dtype)
 
         def down(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales, row_ends, self.dtype)
+            return GroupedMxLinear.apply(x, offsets, self.down_proj_blocks, self.down_proj_scales, row_ends, dtype)
 
         return gate_up, self.gate_up_proj_bias, down, self.down_proj_bias
 
