@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from bench_kernels import EXPERTS, SHAPES, TOKENS, TOP_K, routing
 from rl2048_engine.fast import moe_kernels
 from rl2048_engine.fast.mxfp4_experts import dequantize
-from timing import median_us, rel_err
+from timing import graph_us, rel_err
 
 ROWS_TILE = 16
 GRID: dict[str, list[dict[str, int]]] = {
@@ -36,7 +36,7 @@ GRID: dict[str, list[dict[str, int]]] = {
 }
 GRID["mx_f16"] = [
     dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
-    for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [4, 8], [2, 3, 4])
+    for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
 GRID["mx_t"] = [
     dict(BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
@@ -79,7 +79,7 @@ def measure(calls: list[tuple[Any, torch.Tensor]]) -> float:
     for call, want in calls:
         if rel_err(call(), want) > 1e-2:
             return float("inf")
-        total += median_us(call, repeat=10, warmup=2)
+        total += graph_us(call)
     return total
 
 
@@ -97,6 +97,7 @@ def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, A
         current = dict(moe_kernels.TILES[key])
         best, best_us = current, measure(calls[kind])
         report[kind] = {"current": current, "current_us": round(best_us, 1), "tried": 1, "failed": 0}
+        timed: list[tuple[float, dict[str, int]]] = []
         for tiles in candidates:
             if time.monotonic() > deadline:
                 report[kind]["out_of_time"] = True
@@ -108,10 +109,12 @@ def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, A
                 us = float("inf")
             report[kind]["tried"] += 1
             report[kind]["failed"] += us == float("inf")
+            timed.append((us, tiles))
             if us < best_us:
                 best, best_us = tiles, us
         moe_kernels.TILES[key] = best
         report[kind].update(best=best, best_us=round(best_us, 1))
+        report[kind]["fastest"] = [dict(us=round(us, 1), **t) for us, t in sorted(timed, key=lambda x: x[0])[:6]]
     return report
 
 
