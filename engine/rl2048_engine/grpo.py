@@ -27,15 +27,18 @@ from .params import LossParams
 
 @dataclass
 class GrpoLoss:
+    """Every field a scalar tensor: reading one (`float`) waits on the device, so a training step
+    reads them once, after its backward."""
+
     loss: torch.Tensor
-    """Scalar to call backward on (already divided for gradient accumulation)."""
-    token_count: float
+    """To call backward on (already divided for gradient accumulation)."""
+    token_count: torch.Tensor
     """Masked completion tokens in this micro-batch; the metrics below are means over them."""
-    kl: float
-    entropy: float
-    clip_low: float
-    clip_high: float
-    clip_region: float
+    kl: torch.Tensor
+    entropy: torch.Tensor
+    clip_low: torch.Tensor
+    clip_high: torch.Tensor
+    clip_region: torch.Tensor
 
 
 def grpo_loss(
@@ -79,18 +82,18 @@ def grpo_loss(
     else:  # dapo
         loss = masked.sum() / max(batch_token_count, 1.0)
 
-    count = float(mask.sum())
-    denom = max(count, 1.0)
+    count = mask.sum().detach()
+    denom = count.clamp(min=1.0)
 
-    def masked_mean(x: torch.Tensor) -> float:
-        return float((x.detach().float() * mask).sum()) / denom
+    def masked_mean(x: torch.Tensor) -> torch.Tensor:
+        return (x.detach().float() * mask).sum() / denom
 
     low = (ratio < 1 - eps_low) & (adv < 0)
     high = (ratio > 1 + eps_high) & (adv > 0)
     return GrpoLoss(
         loss=loss,
         token_count=count,
-        kl=masked_mean(k3) if k3 is not None else 0.0,
+        kl=masked_mean(k3) if k3 is not None else torch.zeros_like(count),
         entropy=masked_mean(entropy),
         clip_low=masked_mean(low),
         clip_high=masked_mean(high),

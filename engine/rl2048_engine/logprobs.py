@@ -4,6 +4,10 @@ Sequences are `prompt + completion`, right-padded into one batch. The decoder ru
 LM head and log-softmax run only at the positions that predict completion tokens, a chunk of
 positions at a time. When gradients are on, each chunk is checkpointed, so the logits of a
 201k-token vocabulary never sit in memory for the whole batch: backward recomputes them.
+
+Nothing here waits on the device: which positions hold completion tokens is known when the
+batch is built (`Batch.valid`), so a training step can queue its forward, loss and backward
+without stopping for the GPU to catch up (boolean indexing would wait for a count).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Batch:
     targets: torch.Tensor  # [B, C] completion ids, 0 past a row's end
     source: torch.Tensor  # [B, C] index in the row of the position predicting each target
     completion_mask: torch.Tensor  # [B, C] 1.0 on real completion tokens
+    valid: torch.Tensor  # [N] flat indices into [B * C] of the real completion tokens, row-major
 
 
 def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -> Batch:
@@ -45,7 +50,8 @@ def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -
         targets[i, : len(completion)] = torch.tensor(completion)
         source[i, : len(completion)] = torch.arange(len(prompt) - 1, len(row) - 1)
         cmask[i, : len(completion)] = 1.0
-    return Batch(ids.to(device), mask.to(device), targets.to(device), source.to(device), cmask.to(device))
+    valid = cmask.flatten().nonzero().squeeze(1)
+    return Batch(*(t.to(device) for t in (ids, mask, targets, source, cmask, valid)))
 
 
 def token_logprobs(
@@ -64,9 +70,8 @@ def token_logprobs(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions, use_cache=False
     ).last_hidden_state
     picked = hidden.gather(1, batch.source.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, C, H]
-    valid = batch.completion_mask.bool()
-    flat_hidden = picked[valid]
-    flat_targets = batch.targets[valid]
+    flat_hidden = picked.flatten(0, 1).index_select(0, batch.valid)
+    flat_targets = batch.targets.flatten().index_select(0, batch.valid)
     head = causal_lm.get_output_embeddings()
 
     logprob_chunks, entropy_chunks = [], []
@@ -80,12 +85,16 @@ def token_logprobs(
         logprob_chunks.append(lp)
         entropy_chunks.append(ent)
 
-    logprobs = torch.zeros_like(batch.completion_mask)
-    logprobs = logprobs.masked_scatter(valid, torch.cat(logprob_chunks))
+    logprobs = _unflatten(torch.cat(logprob_chunks), batch)
     if not with_entropy:
         return logprobs, None
-    entropy = torch.zeros_like(batch.completion_mask).masked_scatter(valid, torch.cat(entropy_chunks))
-    return logprobs, entropy
+    return logprobs, _unflatten(torch.cat(entropy_chunks), batch)
+
+
+def _unflatten(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """`values [N]` (one per real completion token) back to `[B, C]`, 0 elsewhere."""
+    flat = torch.zeros(batch.completion_mask.numel(), dtype=values.dtype, device=values.device)
+    return flat.index_copy(0, batch.valid, values).view_as(batch.completion_mask)
 
 
 def _head_logprobs(

@@ -66,8 +66,8 @@ class GrpoMetrics:
     """The GRPO loss's metrics over the micro-batches of one step: token-weighted means."""
 
     def __init__(self) -> None:
-        self.tokens = 0.0
-        self.sums = {"kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
+        self.tokens: torch.Tensor | float = 0.0  # tensors once a micro-batch is added: read in `report`
+        self.sums: dict[str, torch.Tensor | float] = {"kl": 0.0, "entropy": 0.0, "low": 0.0, "high": 0.0, "region": 0.0}
 
     def add(self, out: GrpoLoss) -> None:
         self.tokens += out.token_count
@@ -81,7 +81,8 @@ class GrpoMetrics:
             self.sums[key] += value * out.token_count
 
     def report(self, loss: float, grad_norm: float, lr: float, step: int) -> dict[str, object]:
-        mean = {key: total / max(self.tokens, 1.0) for key, total in self.sums.items()}
+        tokens = torch.as_tensor(self.tokens).clamp(min=1.0)
+        mean = {key: float(total / tokens) for key, total in self.sums.items()}
         return {
             "loss": loss,
             "kl": mean["kl"],
@@ -109,14 +110,16 @@ def train_step(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
             batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
             keep_rows = torch.tensor([float(k) for _, k in chunk], device=loaded.device)
             mask = batch.completion_mask * keep_rows.unsqueeze(1)
+            given = given_old_logprobs(items, batch.targets.shape[1], loaded.device)
+            advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
             ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
             logprobs, entropy = token_logprobs(loaded.causal_lm, batch, cfg.temperature, with_entropy=True)
             assert entropy is not None
             out = grpo_loss(
                 logprobs=logprobs,
-                old_logprobs=_old_logprobs(items, logprobs),
+                old_logprobs=_old_logprobs(given, logprobs),
                 ref_logprobs=ref,
-                advantages=torch.tensor([it.advantage for it in items], device=loaded.device),
+                advantages=advantages,
                 mask=mask,
                 entropy=entropy,
                 cfg=cfg,
@@ -165,15 +168,30 @@ def _check_trainable(trainer: Trainer) -> tuple[Optimizer, LambdaLR]:
     return trainer.optimizer, trainer.scheduler
 
 
-def _old_logprobs(items: Sequence[GrpoItem], logprobs: torch.Tensor) -> torch.Tensor | None:
-    """The sampling logprobs where given; the current (detached) ones elsewhere, as TRL does."""
+OldLogprobs = tuple[torch.Tensor, torch.Tensor]
+"""The sampling logprobs given with a batch's items, `[B, C]`, and where they were given (bool)."""
+
+
+def given_old_logprobs(items: Sequence[GrpoItem], width: int, device: torch.device) -> OldLogprobs | None:
+    """Built on the host and copied once, before the forward pass, so that the step never waits
+    on the device for them."""
     if all(it.old_logprobs is None for it in items):
         return None
-    old = logprobs.detach().clone()
+    values = torch.zeros((len(items), width), dtype=torch.float32)
+    given = torch.zeros((len(items), width), dtype=torch.bool)
     for row, it in enumerate(items):
         if it.old_logprobs is not None:
-            old[row, : len(it.old_logprobs)] = torch.tensor(it.old_logprobs, device=old.device)
-    return old
+            values[row, : len(it.old_logprobs)] = torch.tensor(it.old_logprobs)
+            given[row, : len(it.old_logprobs)] = True
+    return values.to(device), given.to(device)
+
+
+def _old_logprobs(given: OldLogprobs | None, logprobs: torch.Tensor) -> torch.Tensor | None:
+    """The sampling logprobs where given; the current (detached) ones elsewhere, as TRL does."""
+    if given is None:
+        return None
+    values, where = given
+    return torch.where(where, values, logprobs.detach())
 
 
 def _optimizer_step(trainer: Trainer) -> tuple[float, float]:

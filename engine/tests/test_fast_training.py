@@ -265,3 +265,56 @@ def test_fast_lora_in_bf16_is_as_close_to_float32_math_as_peft(tiny_folder: Path
     rel = lambda got, want: float(torch.linalg.norm(got - want) / torch.linalg.norm(want))  # noqa: E731
     for e, p, o in zip(exact, peft, ours):
         assert rel(o, e) < max(2 * rel(p, e), 4e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="waiting on the device is a CUDA matter")
+@pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
+def test_fused_step_never_waits_on_the_device_between_forward_and_backward(
+    tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From the first decoder layer's forward to the optimizer, every call must only queue work:
+    # a synchronizing call (a boolean index, a float() of a metric, a copy from the host) raises
+    # under the "error" sync debug mode. Loaded as the seed preset loads (fast mode, checkpointing,
+    # embeddings offloaded, beta 0). Before the first layer the step may wait: on its own copies
+    # from the host, the offloaded embeddings' lookup and transformers' mask, with nothing queued
+    # behind. (With beta != 0 the reference forward comes first, and the policy's lookup of the
+    # offloaded embeddings then waits for it.)
+    from rl2048_engine.fast import training as fast_training
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.optim import make_optimizer, make_scheduler
+    from rl2048_engine.params import LoadParams, OptimParams
+    from rl2048_engine.training import Trainer
+
+    folder = tiny_mxfp4_folder if experts == "mxfp4" else tiny_folder
+    load = LoadParams(
+        model=str(folder),
+        device="cuda",
+        lora=ATTENTION_LORA,
+        fast=True,
+        experts=experts,  # type: ignore[arg-type]
+        gradient_checkpointing=True,
+        offload_embeddings=True,
+    )
+    loaded = load_model(load)
+    optimizer, _ = make_optimizer(loaded.trainable, OptimParams(), loaded.device)
+    trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, OptimParams()), 1.0)
+    params = TrainStepParams.model_validate(
+        {"items": items(seed=4), "loss": {"beta": 0.0}, "gradient_accumulation_steps": 2}
+    )
+    train_step_fused(trainer, params)  # compiles, outside the check
+
+    first_layer = loaded.causal_lm.get_decoder().layers[0]
+    hook = first_layer.register_forward_pre_hook(lambda *_: torch.cuda.set_sync_debug_mode("error"))
+    step = fast_training._optimizer_step
+
+    def unchecked_step(*args: Any, **kwargs: Any) -> Any:
+        torch.cuda.set_sync_debug_mode(0)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(fast_training, "_optimizer_step", unchecked_step)
+    try:
+        metrics = train_step_fused(trainer, params)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+        hook.remove()
+    assert metrics["grad_norm"] > 0

@@ -9,6 +9,10 @@ summed before one backward, so the loss, the gradient and the metrics are the pl
 Memory grows with the batch: this is for batches that fit (the seed's 8 x 350 tokens do).
 The reference forward (adapters off) runs only when the loss needs it (`beta != 0`) or the
 caller asks for `kl` (`loss.compute_kl`), as in TRL.
+
+Nothing between the first kernel of the forward and the end of the backward waits on the device
+(what the host knows, it copies before the forward; the metrics are read after the backward), so
+the host queues the backward while the GPU is still in the forward.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from ..grpo import grpo_loss
 from ..logprobs import make_batch, token_logprobs
 from ..params import TrainStepParams
-from ..training import GrpoMetrics, Trainer, _check_trainable, _old_logprobs, _optimizer_step, micro_batches, reference_logprobs
+from ..training import GrpoMetrics, Trainer, _check_trainable, _old_logprobs, _optimizer_step, given_old_logprobs, micro_batches, reference_logprobs
 
 HEAD_CHUNK_TOKENS = 256
 """Completion positions per LM-head chunk: float32 logits of 201k tokens are 0.8 GB per 1024
@@ -40,13 +44,14 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
     try:
         batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
         mask = batch.completion_mask * torch.tensor([float(k) for k in keep], device=loaded.device).unsqueeze(1)
+        given = given_old_logprobs(items, batch.targets.shape[1], loaded.device)
+        advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
         ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
         logprobs, entropy = token_logprobs(
             loaded.causal_lm, batch, cfg.temperature, with_entropy=True, chunk_tokens=HEAD_CHUNK_TOKENS
         )
         assert entropy is not None
-        old = _old_logprobs(items, logprobs)
-        advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
+        old = _old_logprobs(given, logprobs)
 
         total = torch.zeros((), device=loaded.device)
         metrics = GrpoMetrics()
