@@ -1,8 +1,8 @@
 """Exploration: what the offloaded embeddings and the decode product's tiles cost MXFP4 generate.
 
-In MXFP4 mode (bench_step.py's `load_mxfp4_mode`) the embedding table lives in CPU memory, so
-each decode step's `runner.embed(next_ids)` copies the ids to the host (a sync) and the rows
-back. Times `FastGenerator.generate` (8 x 200 tokens, medians of 3) with the table offloaded and
+In MXFP4 mode (bench_step.py's `load_mxfp4_mode`) the embedding table lives in CPU memory. Until
+06:41 UTC (2026-11-22) each decode step's `runner.embed(next_ids)` copied the ids to the host (a
+sync) and the rows back; since, the GPU reads the rows from pinned memory (`fast.host_rows`). Times `FastGenerator.generate` (8 x 200 tokens, medians of 3) with the table offloaded and
 with it moved to the GPU, each with the fp8 path's present tiles and with BLOCK_K 64, 5 stages
 (tune_kernels.py's graph-timed pick at 06:35 UTC, 2026-11-22).
 
@@ -36,8 +36,10 @@ def main() -> None:
     embedding = loaded.causal_lm.get_input_embeddings()
     for where in ("offloaded", "on_gpu"):
         if where == "on_gpu":
-            embedding._forward_pre_hooks.clear()
+            embedding._forward_pre_hooks.clear()  # the offloading of 06:41 hooked the module
             embedding._forward_hooks.clear()
+            if "forward" in vars(embedding):  # since: its own forward, the lookup on the GPU
+                del embedding.forward
             embedding.to(device)
         for label, tile in (("tiles_now", tiles), ("bk64_st5", {**tiles, "BLOCK_K": 64, "num_stages": 5})):
             moe_kernels.TILES["mx_f16", 16] = tile
