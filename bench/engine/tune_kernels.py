@@ -4,8 +4,9 @@
 
 For each kernel (dense bf16, MXFP4 with x in bf16 and in f16, MXFP4 transposed) at the decode row tile (16), every
 candidate in the grid below is timed at gpt-oss-20b's two expert shapes (gate_up and down, 8
-tokens x 4 experts routed at random, as in bench_kernels.py); the pick minimizes their summed
-median time. A candidate that fails to compile (too much shared memory) or to match the
+tokens x 4 experts routed at random, as in bench_kernels.py) by replays of a CUDA graph
+(`timing.graph_us`: the kernels alone; timing each call with its launch misranked settings,
+bench/RESULTS.md); the pick minimizes their summed median time. A candidate that fails to compile (too much shared memory) or to match the
 reference is skipped. Prints one JSON object: the current and the best settings with their
 times. `bench_step.py --tune` runs this first and uses the picks for its run.
 """

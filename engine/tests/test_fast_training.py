@@ -275,10 +275,10 @@ def test_fused_step_never_waits_on_the_device_between_forward_and_backward(
     # From the first decoder layer's forward to the optimizer, every call must only queue work:
     # a synchronizing call (a boolean index, a float() of a metric, a copy from the host) raises
     # under the "error" sync debug mode. Loaded as the seed preset loads (fast mode, checkpointing,
-    # embeddings offloaded, beta 0). Before the first layer the step may wait: on its own copies
-    # from the host, the offloaded embeddings' lookup and transformers' mask, with nothing queued
-    # behind. (With beta != 0 the reference forward comes first, and the policy's lookup of the
-    # offloaded embeddings then waits for it.)
+    # embeddings offloaded, beta 0). Before the first layer the step may wait, with nothing queued
+    # behind: on its own copies from the host and on transformers' mask, which copies a scalar to
+    # the device. (With beta != 0 the reference forward comes first, and the policy's mask then
+    # waits for it.)
     from rl2048_engine.fast import training as fast_training
     from rl2048_engine.loading import load_model
     from rl2048_engine.optim import make_optimizer, make_scheduler
