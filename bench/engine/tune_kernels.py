@@ -2,7 +2,8 @@
 
     PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...]
 
-For each kernel (dense bf16, MXFP4 with x in bf16 and in f16, MXFP4 transposed) at the decode row tile (16), every
+For each kernel (dense bf16, MXFP4 with x in bf16 and in f16 on the tensor cores and on the CUDA
+cores, MXFP4 transposed) at the decode row tile (16), every
 candidate in the grid below is timed at gpt-oss-20b's two expert shapes (gate_up and down, 8
 tokens x 4 experts routed at random, as in bench_kernels.py) by replays of a CUDA graph
 (`timing.graph_us`: the kernels alone; timing each call with its launch misranked settings,
@@ -39,6 +40,9 @@ GRID["mx_f16"] = [
     dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
     for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
+GRID["mx_gemv"] = [
+    dict(BLOCK_N=n, BLOCK_K=k, num_warps=w) for n, k, w in itertools.product([16, 32, 64, 128], [512, 1024], [2, 4, 8])
+]
 GRID["mx_t"] = [
     dict(BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
 ]
@@ -47,6 +51,7 @@ GRID["mx_t"] = [
 def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
     """Per kernel, one (call, expected result) per expert shape."""
     out: dict[str, list[tuple[Any, torch.Tensor]]] = {"dense": [], "mx": [], "mx_f16": [], "mx_t": []}
+    out["mx_gemv"] = out["mx_f16"]  # the same calls, which take the CUDA-core kernel when it is on
     for out_features, in_features in SHAPES.values():
         groups = (EXPERTS, out_features, in_features // 32)
         blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, device="cuda")
@@ -91,10 +96,14 @@ def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, A
     calls = problems(gen)
     deadline = time.monotonic() + budget_s
     report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "rows_tile": ROWS_TILE}
+    gemv_rows = moe_kernels.GEMV_ROWS_PER_EXPERT
     for kind, candidates in GRID.items():
         if kinds and kind not in kinds:
             continue
         key = (kind, ROWS_TILE)
+        # mx_f16 and mx_gemv share the problem (x in f16, 32 rows); the tensor-core kernel takes it
+        # only when the CUDA-core one is off
+        moe_kernels.GEMV_ROWS_PER_EXPERT = 0 if kind == "mx_f16" else gemv_rows
         current = dict(moe_kernels.TILES[key])
         best, best_us = current, measure(calls[kind])
         report[kind] = {"current": current, "current_us": round(best_us, 1), "tried": 1, "failed": 0}
@@ -116,6 +125,7 @@ def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, A
         moe_kernels.TILES[key] = best
         report[kind].update(best=best, best_us=round(best_us, 1))
         report[kind]["fastest"] = [dict(us=round(us, 1), **t) for us, t in sorted(timed, key=lambda x: x[0])[:6]]
+    moe_kernels.GEMV_ROWS_PER_EXPERT = gemv_rows
     return report
 
 

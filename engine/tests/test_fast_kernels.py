@@ -142,6 +142,32 @@ def check_f16(device: str) -> None:
     assert (got[:5, 1] != 0).all(), "a group 14 binades below its step's largest is kept"
 
 
+def check_gemv(device: str) -> None:
+    """The MXFP4 product with x in f16 on the CUDA cores (`_mx_gemv_kernel`: at most
+    `GEMV_ROWS_PER_EXPERT` rows an expert on average) on `device`: scales over e8m0's range but its
+    largest 7 (0..248), K = 1056 (33 groups: a full 1024-column step and a partial one), an expert
+    with no rows. The group sums in f16 round to 2^-11 of their magnitude: within 2^-8 of the sums
+    of |x w|; float32 otherwise (the interpreter: 1e-5)."""
+    from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.fast.mxfp4_experts import dequantize
+
+    gen = torch.Generator().manual_seed(2)
+    counts, n, k = [1, 0, 2, 1, 3, 1], 80, 1056
+    experts = len(counts)
+    assert sum(counts) <= kernels.GEMV_ROWS_PER_EXPERT * experts
+    blocks = torch.randint(0, 256, (experts, n, k // 32, 16), generator=gen, dtype=torch.uint8)
+    scales = torch.randint(0, 249, (experts, n, k // 32), generator=gen, dtype=torch.uint8)
+    x = torch.randn(sum(counts), k, generator=gen).half()
+    weight = dequantize(blocks, scales, torch.float64)  # exact: e8m0 spans 2^-127 .. 2^127
+    offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
+    args = [t.to(device) for t in (x, offsets, blocks, scales)]
+    got = kernels.grouped_linear(args[0], args[1], blocks=args[2], scales=args[3], out_dtype=torch.float32).cpu()
+    want = per_expert(x.double(), counts, weight.transpose(1, 2))
+    bound = per_expert(x.double().abs(), counts, weight.abs().transpose(1, 2))
+    tol = 2.0**-8 if device == "cuda" else 1e-5
+    assert ((got.double() - want).abs() <= tol * bound).all(), f"mxfp4 product on the CUDA cores ({device})"
+
+
 def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return float((got.float() - want).norm() / want.norm())
 
@@ -237,6 +263,20 @@ def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
 
 
 @needs_triton
+def test_mxfp4_product_on_the_cuda_cores() -> None:
+    in_interpreter("gemv")
+
+
+@needs_triton
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
+@pytest.mark.skipif(
+    torch.cuda.is_available() and torch.cuda.get_device_capability() < (8, 9), reason="needs fp8 conversions"
+)
+def test_compiled_mxfp4_product_on_the_cuda_cores_on_the_gpu() -> None:
+    check_gemv("cuda")
+
+
+@needs_triton
 def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
     in_interpreter("attention")
 
@@ -255,5 +295,7 @@ if __name__ == "__main__":
         check_routing()
     elif sys.argv[1:] == ["f16"]:
         check_f16("cpu")
+    elif sys.argv[1:] == ["gemv"]:
+        check_gemv("cpu")
     else:
         check([int(c) for c in sys.argv[1:]])

@@ -32,6 +32,15 @@ to the weight row's largest in the loop step and the rest applied to the float32
 down 203.9 -> 175.2 us on an H200 (CUDA-graph timed, bench/RESULTS.md); the byte tables stay for
 the transposed product and the dequantization, which work in bf16.
 
+With x in f16 and at most `GEMV_ROWS_PER_EXPERT` rows an expert on average (decode of a small
+batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CUDA cores instead
+(`_mx_gemv_kernel`): lanes walk K over a coalesced row of codes, each thread one 32-column scale
+group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
+sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
+gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md). Exact scales for
+s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-11 of their
+magnitude and need |x| below about 40 000.
+
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
 for the many-row products (prefill, training) that grouped_mm does better than these kernels.
@@ -214,6 +223,83 @@ def _mx_tile_f16(blocks_ptr, d, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: 
     return tl.reshape(low, shape), tl.reshape(high, shape)
 
 
+def _gemv_group_asm() -> str:
+    """PTX for one weight row's 32-column group (4 words, pack 4) times one x row. Operands: $0-3
+    the accumulators out, $4-7 in, $8-11 the codes, $12 the scale's address, $16 the address of the
+    group's 16 f16 pairs of x ($13-15, $17-19: the other elements' addresses, unused). Word c's
+    codes become four f16 pairs through fp8 (`_e4m3_pairs`' bits, then the pairs in column order by
+    `prmt`); $0 = $4 + 2^(s-121) * (sum of the 32 products, in f16x2 then float32), $1-3 = $5-7."""
+    body = [
+        "{",
+        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, h, sc, x<16>;",
+        ".reg .b16 q0, q1, q2, q3;",
+        ".reg .f32 s0, s1, fs;",
+        "ld.global.nc.u8 sc, [$12];",
+        *(f"ld.global.nc.v4.b32 {{x{4 * i}, x{4 * i + 1}, x{4 * i + 2}, x{4 * i + 3}}}, [$16+{16 * i}];" for i in range(4)),
+    ]
+    for c in range(4):
+        w = f"${8 + c}"
+        body += [
+            f"shl.b32 a, {w}, 2;", f"shl.b32 b, {w}, 4;", "and.b32 a, a, 0x1C1C1C1C;", "and.b32 b, b, 0x80808080;",
+            "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
+            f"shr.b32 a, {w}, 2;", "and.b32 a, a, 0x1C1C1C1C;", f"and.b32 b, {w}, 0x80808080;",
+            "or.b32 hi, a, b;",  # the high nibbles: columns 1, 3, 5, 7
+            "prmt.b32 p0, lo, hi, 0x5140;", "prmt.b32 p1, lo, hi, 0x7362;",  # columns 0-3, 4-7
+            "mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;",
+            "cvt.rn.f16x2.e4m3x2 f0, q0;", "cvt.rn.f16x2.e4m3x2 f1, q1;",
+            "cvt.rn.f16x2.e4m3x2 f2, q2;", "cvt.rn.f16x2.e4m3x2 f3, q3;",
+            f"mul.rn.f16x2 h, f0, x{4 * c};" if c == 0 else f"fma.rn.f16x2 h, f0, x{4 * c}, h;",
+            f"fma.rn.f16x2 h, f1, x{4 * c + 1}, h;", f"fma.rn.f16x2 h, f2, x{4 * c + 2}, h;",
+            f"fma.rn.f16x2 h, f3, x{4 * c + 3}, h;",
+        ]  # fmt: skip
+    body += [
+        "mov.b32 {q0, q1}, h;", "cvt.f32.f16 s0, q0;", "cvt.f32.f16 s1, q1;", "add.f32 s0, s0, s1;",
+        "add.u32 sc, sc, 6;", "min.u32 sc, sc, 254;", "shl.b32 sc, sc, 23;", "mov.b32 fs, sc;",
+        "fma.rn.f32 $0, s0, fs, $4;", "mov.b32 $1, $5;", "mov.b32 $2, $6;", "mov.b32 $3, $7;", "}",
+    ]  # fmt: skip
+    return "\n".join(body)
+
+
+GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm())
+
+
+@triton.jit
+def _code_value(code):  # type: ignore[no-untyped-def]
+    """e2m1 codes (0..15) times 2^-6 in float32, as `_gemv_group_asm` unpacks them (the interpreter's path)."""
+    mag = code & 7
+    m = (mag & 1).to(tl.float32)
+    val = tl.where(mag < 2, m * 0.5, (1.0 + m * 0.5) * (1 << tl.maximum((mag >> 1) - 1, 0)).to(tl.float32))
+    return tl.where((code & 8) != 0, -val, val) * 0.015625
+
+
+@triton.jit
+def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
+    """The low (or high) f16 of int32 `pair`, in float32."""
+    return ((pair >> (16 * high)) & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
+    """`acc [R, W]` plus each word of `codes [R, W]` (int32, 8 codes) times its 4 f16 pairs of x
+    at `x_ptr` (int32) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4 words are one
+    group), or word by word in float32 under the interpreter."""
+    if ASM:
+        return tl.inline_asm_elementwise(
+            asm=GEMV_GROUP,
+            constraints="=f,=f,=f,=f,f,f,f,f,r,r,r,r,l,l,l,l,l,l,l,l",
+            args=[acc, codes, s_ptr.to(tl.int64, bitcast=True), x_ptr.to(tl.int64, bitcast=True)],
+            dtype=tl.float32,
+            is_pure=True,
+            pack=4,
+        )
+    part = tl.zeros(acc.shape, dtype=tl.float32)
+    for j in tl.static_range(4):
+        pair = tl.load(x_ptr + j)
+        part += _code_value((codes >> (8 * j)) & 15) * _f16_half(pair, 0)
+        part += _code_value((codes >> (8 * j + 4)) & 15) * _f16_half(pair, 1)
+    return acc + part * _pow2(tl.minimum(tl.load(s_ptr).to(tl.int32), 248) - 121)
+
+
 @triton.jit
 def _pow2(exponent):  # type: ignore[no-untyped-def]
     """2^exponent in float32 for int32 exponents, clamped to the normal range (-126 .. 127)."""
@@ -293,6 +379,45 @@ def _grouped_kernel(
         out = out_ptr + rows[:, None] * stride_om + cols[None, :]
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
         m0 += BLOCK_M
+
+
+@triton.jit
+def _mx_gemv_kernel(
+    x_ptr,
+    out_ptr,
+    offsets_ptr,
+    w_ptr,
+    scales_ptr,
+    K: tl.constexpr,
+    N: tl.constexpr,
+    stride_xm,
+    stride_om,
+    ASM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """`out = x @ W` per expert on the CUDA cores, a row of x at a time: `x` the int32 view of
+    f16 x `[P, K / 2]`, `w` the int32 view of the blocks `[E * N, K / 8]` (word j of a row holds
+    columns 8j .. 8j + 7, low nibble first). Each thread takes 4 consecutive words (one scale
+    group) of its weight rows; past K, masked words read the row's last group again, times zero."""
+    e = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = n < N
+    w_rows = (e * N + n).to(tl.int64)
+    m0, end = _expert_rows(offsets_ptr, e)
+    words = tl.arange(0, BLOCK_K // 8)
+    while m0 < end:
+        acc = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            word = k0 // 8 + words
+            ok = n_ok[:, None] & (word < K // 8)[None, :]
+            codes = tl.load(w_ptr + w_rows[:, None] * (K // 8) + word[None, :], mask=ok, other=0)
+            inside = tl.minimum(word, K // 8 - 1)
+            s_ptr = scales_ptr + w_rows[:, None] * (K // 32) + (inside // 4)[None, :]
+            x_row = tl.broadcast_to((x_ptr + m0 * stride_xm + inside * 4)[None, :], codes.shape)
+            acc = _gemv_group(acc, codes, s_ptr, x_row, ASM)
+        tl.store(out_ptr + m0 * stride_om + n, tl.sum(acc, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
+        m0 += 1
 
 
 @triton.jit
@@ -396,6 +521,7 @@ TILES: dict[tuple[str, int], dict[str, int]] = {
     ("mx_f16", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
     ("mx_f16", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", 16): dict(BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
+    ("mx_gemv", 16): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
     ("mx_t", 64): dict(BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
 }
 """Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
@@ -404,7 +530,12 @@ the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scale
 the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: tune_kernels.py
 picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
 went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
-again for the GPU it runs on."""
+again for the GPU it runs on. `mx_gemv`: `explore_gemv.py`'s pick of 32 settings (H200,
+2026-11-22: 136.4 us, the next 147.0)."""
+
+GEMV_ROWS_PER_EXPERT = 2
+"""The most rows an expert on average (f16 x, MXFP4) for which `grouped_linear` takes the CUDA-core
+kernel; it reads each expert's weights once a row, the tensor-core kernel once a 16-row tile."""
 
 
 def grouped_linear(
@@ -418,7 +549,8 @@ def grouped_linear(
     """`x [P, K]` sorted by expert times each row's expert weight: `weight [E, K, N]` (dense) or
     `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in `out_dtype`
     (default x's). MXFP4 with x in f16 unpacks through fp8 (GPUs of compute capability 8.9 and up,
-    see `_grouped_kernel`); x in bf16 or float32, by byte tables."""
+    see `_grouped_kernel`; on the CUDA cores for a few rows an expert, `_mx_gemv_kernel`); x in
+    bf16 or float32, by byte tables."""
     x = x.contiguous()
     mx = weight is None
     if mx:
@@ -434,6 +566,13 @@ def grouped_linear(
     assert x.shape[1] == k, f"x has {x.shape[1]} columns, the weight {k}"
     out = torch.empty((x.shape[0], n), dtype=out_dtype or x.dtype, device=x.device)
     f16 = mx and x.dtype == torch.float16
+    if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and x.data_ptr() % 16 == 0:  # 16-byte loads of x
+        tiles = TILES["mx_gemv", 16]
+        _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
+            x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
+            ASM=_compiled(), **tiles,
+        )  # fmt: skip
+        return out
     block_m = _rows_tile(x.shape[0], experts)
     tiles = TILES["mx_f16" if f16 else "mx" if mx else "dense", block_m]
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
