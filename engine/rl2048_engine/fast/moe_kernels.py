@@ -530,7 +530,7 @@ the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scale
 the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: tune_kernels.py
 picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
 went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
-again for the GPU it runs on. `mx_gemv`: `explore_gemv.py`'s pick of 32 settings (H200,
+again for the GPU it runs on. `mx_gemv`: the pick of 32 settings by `explore_gemv.py` (commit 95705a8; H200,
 2026-11-22: 136.4 us, the next 147.0)."""
 
 GEMV_ROWS_PER_EXPERT = 2
