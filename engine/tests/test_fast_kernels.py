@@ -227,6 +227,10 @@ def in_interpreter(*args: str) -> None:
 
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+needs_fp8_gpu = pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
+    reason="needs a GPU that converts fp8 (the compiled kernels)",
+)
 
 
 # Expert 1 gets no rows (its program must stop at once); in the second case experts average
@@ -254,10 +258,7 @@ def test_mxfp4_product_through_fp8() -> None:
 
 
 @needs_triton
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
-@pytest.mark.skipif(
-    torch.cuda.is_available() and torch.cuda.get_device_capability() < (8, 9), reason="needs fp8 conversions"
-)
+@needs_fp8_gpu
 def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
     check_f16("cuda")
 
@@ -268,10 +269,7 @@ def test_mxfp4_product_on_the_cuda_cores() -> None:
 
 
 @needs_triton
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
-@pytest.mark.skipif(
-    torch.cuda.is_available() and torch.cuda.get_device_capability() < (8, 9), reason="needs fp8 conversions"
-)
+@needs_fp8_gpu
 def test_compiled_mxfp4_product_on_the_cuda_cores_on_the_gpu() -> None:
     check_gemv("cuda")
 

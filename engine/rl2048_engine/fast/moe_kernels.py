@@ -264,15 +264,6 @@ GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm())
 
 
 @triton.jit
-def _code_value(code):  # type: ignore[no-untyped-def]
-    """e2m1 codes (0..15) times 2^-6 in float32, as `_gemv_group_asm` unpacks them (the interpreter's path)."""
-    mag = code & 7
-    m = (mag & 1).to(tl.float32)
-    val = tl.where(mag < 2, m * 0.5, (1.0 + m * 0.5) * (1 << tl.maximum((mag >> 1) - 1, 0)).to(tl.float32))
-    return tl.where((code & 8) != 0, -val, val) * 0.015625
-
-
-@triton.jit
 def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
     """The low (or high) f16 of int32 `pair`, in float32."""
     return ((pair >> (16 * high)) & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
@@ -282,7 +273,8 @@ def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
 def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
     """`acc [R, W]` plus each word of `codes [R, W]` (int32, 8 codes) times its 4 f16 pairs of x
     at `x_ptr` (int32) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4 words are one
-    group), or word by word in float32 under the interpreter."""
+    group), or word by word in float32 under the interpreter, from the same e4m3 bytes
+    (`_e4m3_pairs`: each code's value times 2^-6)."""
     if ASM:
         return tl.inline_asm_elementwise(
             asm=GEMV_GROUP,
@@ -293,10 +285,11 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no
             pack=4,
         )
     part = tl.zeros(acc.shape, dtype=tl.float32)
-    for j in tl.static_range(4):
+    for j in tl.static_range(4):  # byte j: columns 2j (low nibble) and 2j + 1
         pair = tl.load(x_ptr + j)
-        part += _code_value((codes >> (8 * j)) & 15) * _f16_half(pair, 0)
-        part += _code_value((codes >> (8 * j + 4)) & 15) * _f16_half(pair, 1)
+        low, high = _e4m3_pairs(((codes >> (8 * j)) & 0xFF).to(tl.uint8), False)
+        part += low.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 0)
+        part += high.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 1)
     return acc + part * _pow2(tl.minimum(tl.load(s_ptr).to(tl.int32), 248) - 121)
 
 
@@ -521,8 +514,8 @@ TILES: dict[tuple[str, int], dict[str, int]] = {
     ("mx_f16", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
     ("mx_f16", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", 16): dict(BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
-    ("mx_gemv", 16): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
     ("mx_t", 64): dict(BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
+    ("mx_gemv", 16): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
 }
 """Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
 on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
