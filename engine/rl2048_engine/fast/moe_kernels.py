@@ -37,7 +37,8 @@ batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CU
 (`_mx_gemv_kernel`): lanes walk K over a coalesced row of codes, each thread one 32-column scale
 group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
 sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
-gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md). Exact scales for
+An expert's rows go two at a time while two remain (one unpacking for both). gate_up + down
+158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md), 115 us two rows at a time. Exact scales for
 s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-11 of their
 magnitude and need |x| below about 40 000.
 
@@ -223,22 +224,32 @@ def _mx_tile_f16(blocks_ptr, d, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: 
     return tl.reshape(low, shape), tl.reshape(high, shape)
 
 
-def _gemv_group_asm() -> str:
-    """PTX for one weight row's 32-column group (4 words, pack 4) times one x row. Operands: $0-3
-    the accumulators out, $4-7 in, $8-11 the codes, $12 the scale's address, $16 the address of the
-    group's 16 f16 pairs of x ($13-15, $17-19: the other elements' addresses, unused). Word c's
-    codes become four f16 pairs through fp8 (`_e4m3_pairs`' bits, then the pairs in column order by
-    `prmt`); $0 = $4 + 2^(s-121) * (sum of the 32 products, in f16x2 then float32), $1-3 = $5-7."""
+def _gemv_group_asm(x_rows: int) -> str:
+    """PTX for one weight row's 32-column group (4 words, pack 4) times `x_rows` rows of x, which
+    share one unpacking. Operands, 4 each (elements of the pack): the accumulators out, one per x
+    row; the accumulators in; the codes; the scale's address; the address of the group's 16 f16
+    pairs of each x row (the addresses: element 0 used). Each word's codes become four f16 pairs
+    through fp8 (`_e4m3_pairs`' bits, then the pairs in column order by `prmt`); for x row r,
+    out_r[0] = in_r[0] + 2^(s-121) * (the 32 products summed in f16x2, then float32) and
+    out_r[1..3] = in_r[1..3]."""
+    outs = 4 * x_rows
+    codes, scale, x_addr = 2 * outs, 2 * outs + 4, lambda r: 2 * outs + 8 + 4 * r  # noqa: E731
     body = [
         "{",
-        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, h, sc, x<16>;",
+        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, sc;",
+        ".reg .b32 " + ", ".join(f"h{r}" for r in range(x_rows)) + ";",
+        ".reg .b32 " + ", ".join(f"x{r}_<16>" for r in range(x_rows)) + ";",
         ".reg .b16 q0, q1, q2, q3;",
         ".reg .f32 s0, s1, fs;",
-        "ld.global.nc.u8 sc, [$12];",
-        *(f"ld.global.nc.v4.b32 {{x{4 * i}, x{4 * i + 1}, x{4 * i + 2}, x{4 * i + 3}}}, [$16+{16 * i}];" for i in range(4)),
+        f"ld.global.nc.u8 sc, [${scale}];",
     ]
+    for r in range(x_rows):
+        body += [
+            f"ld.global.nc.v4.b32 {{x{r}_{4 * i}, x{r}_{4 * i + 1}, x{r}_{4 * i + 2}, x{r}_{4 * i + 3}}}, [${x_addr(r)}+{16 * i}];"
+            for i in range(4)
+        ]
     for c in range(4):
-        w = f"${8 + c}"
+        w = f"${codes + c}"
         body += [
             f"shl.b32 a, {w}, 2;", f"shl.b32 b, {w}, 4;", "and.b32 a, a, 0x1C1C1C1C;", "and.b32 b, b, 0x80808080;",
             "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
@@ -248,19 +259,33 @@ def _gemv_group_asm() -> str:
             "mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;",
             "cvt.rn.f16x2.e4m3x2 f0, q0;", "cvt.rn.f16x2.e4m3x2 f1, q1;",
             "cvt.rn.f16x2.e4m3x2 f2, q2;", "cvt.rn.f16x2.e4m3x2 f3, q3;",
-            f"mul.rn.f16x2 h, f0, x{4 * c};" if c == 0 else f"fma.rn.f16x2 h, f0, x{4 * c}, h;",
-            f"fma.rn.f16x2 h, f1, x{4 * c + 1}, h;", f"fma.rn.f16x2 h, f2, x{4 * c + 2}, h;",
-            f"fma.rn.f16x2 h, f3, x{4 * c + 3}, h;",
         ]  # fmt: skip
-    body += [
-        "mov.b32 {q0, q1}, h;", "cvt.f32.f16 s0, q0;", "cvt.f32.f16 s1, q1;", "add.f32 s0, s0, s1;",
-        "add.u32 sc, sc, 6;", "min.u32 sc, sc, 254;", "shl.b32 sc, sc, 23;", "mov.b32 fs, sc;",
-        "fma.rn.f32 $0, s0, fs, $4;", "mov.b32 $1, $5;", "mov.b32 $2, $6;", "mov.b32 $3, $7;", "}",
-    ]  # fmt: skip
-    return "\n".join(body)
+        for r in range(x_rows):
+            x = [f"x{r}_{4 * c + j}" for j in range(4)]
+            body += [
+                f"mul.rn.f16x2 h{r}, f0, {x[0]};" if c == 0 else f"fma.rn.f16x2 h{r}, f0, {x[0]}, h{r};",
+                f"fma.rn.f16x2 h{r}, f1, {x[1]}, h{r};", f"fma.rn.f16x2 h{r}, f2, {x[2]}, h{r};",
+                f"fma.rn.f16x2 h{r}, f3, {x[3]}, h{r};",
+            ]  # fmt: skip
+    body += ["add.u32 sc, sc, 6;", "min.u32 sc, sc, 254;", "shl.b32 sc, sc, 23;", "mov.b32 fs, sc;"]
+    for r in range(x_rows):
+        body += [
+            f"mov.b32 {{q0, q1}}, h{r};", "cvt.f32.f16 s0, q0;", "cvt.f32.f16 s1, q1;", "add.f32 s0, s0, s1;",
+            f"fma.rn.f32 ${4 * r}, s0, fs, ${outs + 4 * r};",
+            *(f"mov.b32 ${4 * r + j}, ${outs + 4 * r + j};" for j in (1, 2, 3)),
+        ]  # fmt: skip
+    return "\n".join(body + ["}"])
 
 
-GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm())
+def _gemv_constraints(x_rows: int) -> str:
+    outs = 4 * x_rows
+    return ",".join(["=f"] * outs + ["f"] * outs + ["r"] * 4 + ["l"] * (4 + 4 * x_rows))
+
+
+GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm(1))
+GEMV_GROUP2: tl.constexpr = tl.constexpr(_gemv_group_asm(2))
+GEMV_CONSTRAINTS: tl.constexpr = tl.constexpr(_gemv_constraints(1))
+GEMV_CONSTRAINTS2: tl.constexpr = tl.constexpr(_gemv_constraints(2))
 
 
 @triton.jit
@@ -278,7 +303,7 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no
     if ASM:
         return tl.inline_asm_elementwise(
             asm=GEMV_GROUP,
-            constraints="=f,=f,=f,=f,f,f,f,f,r,r,r,r,l,l,l,l,l,l,l,l",
+            constraints=GEMV_CONSTRAINTS,
             args=[acc, codes, s_ptr.to(tl.int64, bitcast=True), x_ptr.to(tl.int64, bitcast=True)],
             dtype=tl.float32,
             is_pure=True,
@@ -291,6 +316,24 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no
         part += low.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 0)
         part += high.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 1)
     return acc + part * _pow2(tl.minimum(tl.load(s_ptr).to(tl.int32), 248) - 121)
+
+
+@triton.jit
+def _gemv_group2(acc0, acc1, codes, s_ptr, x0_ptr, x1_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
+    """`_gemv_group` for two rows of x (`x0_ptr`, `x1_ptr`) at once: the codes unpacked once."""
+    if ASM:
+        return tl.inline_asm_elementwise(
+            asm=GEMV_GROUP2,
+            constraints=GEMV_CONSTRAINTS2,
+            args=[
+                acc0, acc1, codes, s_ptr.to(tl.int64, bitcast=True),
+                x0_ptr.to(tl.int64, bitcast=True), x1_ptr.to(tl.int64, bitcast=True),
+            ],
+            dtype=(tl.float32, tl.float32),
+            is_pure=True,
+            pack=4,
+        )  # fmt: skip
+    return _gemv_group(acc0, codes, s_ptr, x0_ptr, False), _gemv_group(acc1, codes, s_ptr, x1_ptr, False)
 
 
 @triton.jit
@@ -389,10 +432,11 @@ def _mx_gemv_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    """`out = x @ W` per expert on the CUDA cores, a row of x at a time: `x` the int32 view of
-    f16 x `[P, K / 2]`, `w` the int32 view of the blocks `[E * N, K / 8]` (word j of a row holds
-    columns 8j .. 8j + 7, low nibble first). Each thread takes 4 consecutive words (one scale
-    group) of its weight rows; past K, masked words read the row's last group again, times zero."""
+    """`out = x @ W` per expert on the CUDA cores: `x` the int32 view of f16 x `[P, K / 2]`, `w` the
+    int32 view of the blocks `[E * N, K / 8]` (word j of a row holds columns 8j .. 8j + 7, low
+    nibble first). Each thread takes 4 consecutive words (one scale group) of its weight rows;
+    past K, masked words read the row's last group again, times zero. An expert's rows go two at a
+    time while two remain (`_gemv_group2`: the codes unpacked once for both), then one."""
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
@@ -400,17 +444,26 @@ def _mx_gemv_kernel(
     m0, end = _expert_rows(offsets_ptr, e)
     words = tl.arange(0, BLOCK_K // 8)
     while m0 < end:
-        acc = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
+        pair = m0 + 1 < end
+        m1 = tl.minimum(m0 + 1, end - 1)
+        acc0 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
+        acc1 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             word = k0 // 8 + words
             ok = n_ok[:, None] & (word < K // 8)[None, :]
             codes = tl.load(w_ptr + w_rows[:, None] * (K // 8) + word[None, :], mask=ok, other=0)
             inside = tl.minimum(word, K // 8 - 1)
             s_ptr = scales_ptr + w_rows[:, None] * (K // 32) + (inside // 4)[None, :]
-            x_row = tl.broadcast_to((x_ptr + m0 * stride_xm + inside * 4)[None, :], codes.shape)
-            acc = _gemv_group(acc, codes, s_ptr, x_row, ASM)
-        tl.store(out_ptr + m0 * stride_om + n, tl.sum(acc, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
-        m0 += 1
+            x0 = tl.broadcast_to((x_ptr + m0 * stride_xm + inside * 4)[None, :], codes.shape)
+            if pair:
+                x1 = tl.broadcast_to((x_ptr + m1 * stride_xm + inside * 4)[None, :], codes.shape)
+                acc0, acc1 = _gemv_group2(acc0, acc1, codes, s_ptr, x0, x1, ASM)
+            else:
+                acc0 = _gemv_group(acc0, codes, s_ptr, x0, ASM)
+        tl.store(out_ptr + m0 * stride_om + n, tl.sum(acc0, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
+        if pair:
+            tl.store(out_ptr + m1 * stride_om + n, tl.sum(acc1, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
+        m0 += 1 + pair.to(tl.int32)
 
 
 @triton.jit
@@ -524,11 +577,13 @@ the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: 
 picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
 went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
 again for the GPU it runs on. `mx_gemv`: the pick of 32 settings by `explore_gemv.py` (commit 95705a8; H200,
-2026-11-22: 136.4 us, the next 147.0)."""
+2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`: 110.3
+us, BLOCK_N 16 118.4, 64 139.6, BLOCK_K 512 115.4, 8 warps 131.2)."""
 
 GEMV_ROWS_PER_EXPERT = 2
 """The most rows an expert on average (f16 x, MXFP4) for which `grouped_linear` takes the CUDA-core
-kernel; it reads each expert's weights once a row, the tensor-core kernel once a 16-row tile."""
+kernel; it unpacks each expert's weights once per two rows, the tensor-core kernel once per 16-row
+tile."""
 
 
 def grouped_linear(
