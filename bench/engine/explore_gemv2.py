@@ -238,7 +238,7 @@ def cases_and_base() -> tuple[list[tuple], dict[str, object]]:  # type: ignore[t
         cases.append((name, x, permute_x(x).contiguous(), offsets, blocks, scales, want))
     report: dict[str, object] = {"device": torch.cuda.get_device_name(), "rows_per_expert": counts.tolist()}
     base = 0.0
-    for name, x, _, offsets, blocks, scales, want in cases:
+    for name, _, x, offsets, blocks, scales, want in cases:  # x in pair order, as moe_kernels takes it
         call = lambda: moe_kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales, out_dtype=torch.bfloat16)  # noqa: E731
         report[f"kernel_err_{name}"] = rel_err(call(), want)
         base += graph_us(call)
