@@ -585,7 +585,7 @@ the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: 
 picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
 went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
 again for the GPU it runs on. `mx_gemv`: the pick of 32 settings by `explore_gemv.py` (commit 95705a8; H200,
-2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`: 110.3
+2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`, commit b0eb79d: 110.3
 us, BLOCK_N 16 118.4, 64 139.6, BLOCK_K 512 115.4, 8 warps 131.2)."""
 
 GEMV_ROWS_PER_EXPERT = 2
