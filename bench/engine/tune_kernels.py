@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from bench_kernels import EXPERTS, SHAPES, TOKENS, TOP_K, routing
 from rl2048_engine.fast import moe_kernels
-from rl2048_engine.fast.forward import pair_order
 from rl2048_engine.fast.mxfp4_experts import dequantize
 from timing import graph_us, rel_err
 
@@ -69,7 +68,7 @@ def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
         )
         out["mx_f16"].append(
             (
-                lambda x=pair_order(x.half()), o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear(
+                lambda x=x.half(), o=offsets, b=blocks, s=scales: moe_kernels.grouped_linear(
                     x, o, blocks=b, scales=s, out_dtype=torch.bfloat16
                 ),
                 want,

@@ -115,9 +115,8 @@ def check_f16(device: str) -> None:
     """The MXFP4 product with x in f16 (the fp8 path, `_mx_tile_f16`) on `device`: scales across
     e8m0's range (30..220) that differ by up to 14 binades in a row's loop step (4 groups) give
     dequantize + matmul in float32; a group more than 14 binades below its row's largest in the
-    step is dropped (zero). K = 288: 9 groups, the last step partial. x goes in pair order."""
+    step is dropped (zero). K = 288: 9 groups, the last step partial."""
     from rl2048_engine.fast import moe_kernels as kernels
-    from rl2048_engine.fast.forward import pair_order
     from rl2048_engine.fast.mxfp4_experts import dequantize
 
     gen = torch.Generator().manual_seed(1)
@@ -135,7 +134,7 @@ def check_f16(device: str) -> None:
     kept[0, 0] = 0
     x = torch.randn(sum(counts), k, generator=gen).half()
     offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
-    args = [t.to(device) for t in (pair_order(x), offsets, blocks, scales)]
+    args = [t.to(device) for t in (x, offsets, blocks, scales)]
     got = kernels.grouped_linear(args[0], args[1], blocks=args[2], scales=args[3], out_dtype=torch.float32).cpu()
     want = per_expert(x.float(), counts, kept.transpose(1, 2))
     bound = per_expert(x.float().abs(), counts, kept.abs().transpose(1, 2))  # float32 rounding of the sums
@@ -147,10 +146,9 @@ def check_gemv(device: str) -> None:
     """The MXFP4 product with x in f16 on the CUDA cores (`_mx_gemv_kernel`: at most
     `GEMV_ROWS_PER_EXPERT` rows an expert on average) on `device`: scales over e8m0's range but its
     largest 7 (0..248), K = 1056 (33 groups: a full 1024-column step and a partial one), an expert
-    with no rows; x in pair order, followed in memory by infinities. The group sums in f16 round to 2^-11 of their magnitude: within 2^-8 of the sums
+    with no rows; x followed in memory by infinities. The group sums in f16 round to 2^-11 of their magnitude: within 2^-8 of the sums
     of |x w|; float32 otherwise (the interpreter: 1e-5)."""
     from rl2048_engine.fast import moe_kernels as kernels
-    from rl2048_engine.fast.forward import pair_order
     from rl2048_engine.fast.mxfp4_experts import dequantize
 
     gen = torch.Generator().manual_seed(2)
@@ -164,7 +162,7 @@ def check_gemv(device: str) -> None:
     offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
     # x's rows followed by infinities in memory: what the kernel reads past them would show
     padded = torch.full((x.shape[0] + 1, k), float("inf"), dtype=x.dtype, device=device)
-    padded[:-1] = pair_order(x).to(device)
+    padded[:-1] = x.to(device)
     args = [padded[:-1], *(t.to(device) for t in (offsets, blocks, scales))]
     got = kernels.grouped_linear(args[0], args[1], blocks=args[2], scales=args[3], out_dtype=torch.float32).cpu()
     want = per_expert(x.double(), counts, weight.transpose(1, 2))

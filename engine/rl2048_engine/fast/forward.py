@@ -250,24 +250,14 @@ def layer_head(
 
 
 def cast_rows(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """The experts' input rows in `dtype` (None: as they are). f16 rows are the MXFP4 decode
-    kernels' input: clamped to f16's range first (65504), so that large bf16 values saturate
-    instead of becoming inf, and in `pair_order`."""
-    if dtype == torch.float16:  # clamped in float32: bf16 would round 65504 up to 65536 (inf in f16)
-        return pair_order(x.float().clamp(-65504, 65504).to(dtype))
-    return x if dtype is None else x.to(dtype)
-
-
-def pair_order(x: torch.Tensor) -> torch.Tensor:
-    """`x [..., K]` with the columns of each 8 reordered 0 2 4 6 1 3 5 7: the order in which the
-    MXFP4 decode kernels unpack a word of 8 codes into f16 pairs (`moe_kernels.grouped_linear`
-    takes f16 rows so). `natural_order` undoes it."""
-    return x.unflatten(-1, (-1, 4, 2)).transpose(-1, -2).flatten(-3)
-
-
-def natural_order(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of `pair_order`."""
-    return x.unflatten(-1, (-1, 2, 4)).transpose(-1, -2).flatten(-3)
+    """The experts' input rows in `dtype` (None: as they are). To f16 they are clamped to its
+    range first (65504, in float32: bf16 would round it to 65536, inf in f16), so that large bf16
+    values saturate instead of becoming inf."""
+    if dtype is None or dtype == x.dtype:
+        return x
+    if dtype == torch.float16:
+        return x.float().clamp(-65504, 65504).to(dtype)
+    return x.to(dtype)
 
 
 def activate(

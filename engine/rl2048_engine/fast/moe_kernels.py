@@ -30,9 +30,7 @@ product unpacks through fp8 instead (`_e4m3_pairs`, `_mx_tile_f16`): each code s
 byte, pairs converted to f16 in one instruction (`cvt.rn.f16x2.e4m3x2`), the scale taken relative
 to the weight row's largest in the loop step and the rest applied to the float32 result. gate_up +
 down 203.9 -> 175.2 us on an H200 (CUDA-graph timed, bench/RESULTS.md); the byte tables stay for
-the transposed product and the dequantization, which work in bf16. f16 x comes in pair order
-(`forward.pair_order`: the columns of each 8 as 0 2 4 6 1 3 5 7), the order in which a word's 8
-codes come out of the fp8 conversion, so that no instruction puts them back in column order.
+the transposed product and the dequantization, which work in bf16.
 
 With x in f16 and at most `GEMV_ROWS_PER_EXPERT` rows an expert on average (decode of a small
 batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CUDA cores instead
@@ -40,8 +38,8 @@ batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CU
 group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
 sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
 An expert's rows go two at a time while two remain (one unpacking for both). gate_up + down
-158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md), 115 us two rows at a time, 111 us
-with x in pair order. Exact scales for s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-11 of their
+158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md), 115 us two rows at a time. Exact scales for
+s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-11 of their
 magnitude and need |x| below about 40 000.
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
@@ -231,15 +229,14 @@ def _gemv_group_asm(x_rows: int) -> str:
     share one unpacking. Operands, 4 each (elements of the pack): the accumulators out, one per x
     row; the accumulators in; the codes; the scale's address; the address of the group's 16 f16
     pairs of each x row (the addresses: element 0 used). Each word's codes become four f16 pairs
-    through fp8 (`_e4m3_pairs`' bits): columns (0 2) (4 6) (1 3) (5 7), x's pairs in its pair
-    order (`forward.pair_order`); for x row r,
+    through fp8 (`_e4m3_pairs`' bits, then the pairs in column order by `prmt`); for x row r,
     out_r[0] = in_r[0] + 2^(s-121) * (the 32 products summed in f16x2, then float32) and
     out_r[1..3] = in_r[1..3]."""
     outs = 4 * x_rows
     codes, scale, x_addr = 2 * outs, 2 * outs + 4, lambda r: 2 * outs + 8 + 4 * r  # noqa: E731
     body = [
         "{",
-        ".reg .b32 a, b, lo, hi, f0, f1, f2, f3, sc;",
+        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, sc;",
         ".reg .b32 " + ", ".join(f"h{r}" for r in range(x_rows)) + ";",
         ".reg .b32 " + ", ".join(f"x{r}_<16>" for r in range(x_rows)) + ";",
         ".reg .b16 q0, q1, q2, q3;",
@@ -258,7 +255,8 @@ def _gemv_group_asm(x_rows: int) -> str:
             "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
             f"shr.b32 a, {w}, 2;", "and.b32 a, a, 0x1C1C1C1C;", f"and.b32 b, {w}, 0x80808080;",
             "or.b32 hi, a, b;",  # the high nibbles: columns 1, 3, 5, 7
-            "mov.b32 {q0, q1}, lo;", "mov.b32 {q2, q3}, hi;",  # columns (0 2) (4 6) (1 3) (5 7): x's pairs
+            "prmt.b32 p0, lo, hi, 0x5140;", "prmt.b32 p1, lo, hi, 0x7362;",  # columns 0-3, 4-7
+            "mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;",
             "cvt.rn.f16x2.e4m3x2 f0, q0;", "cvt.rn.f16x2.e4m3x2 f1, q1;",
             "cvt.rn.f16x2.e4m3x2 f2, q2;", "cvt.rn.f16x2.e4m3x2 f3, q3;",
         ]  # fmt: skip
@@ -299,9 +297,9 @@ def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
 @triton.jit
 def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
     """`acc [R, W]` plus each word of `codes [R, W]` (int32, 8 codes) times its 4 f16 pairs of x
-    at `x_ptr` (int32, in pair order) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4
-    words are one group), or word by word in float32 under the interpreter, from the same e4m3
-    bytes (`_e4m3_pairs`: each code's value times 2^-6)."""
+    at `x_ptr` (int32) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4 words are one
+    group), or word by word in float32 under the interpreter, from the same e4m3 bytes
+    (`_e4m3_pairs`: each code's value times 2^-6)."""
     if ASM:
         return tl.inline_asm_elementwise(
             asm=GEMV_GROUP,
@@ -312,10 +310,11 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no
             pack=4,
         )
     part = tl.zeros(acc.shape, dtype=tl.float32)
-    for j in tl.static_range(4):  # byte j: columns 2j (low nibble, x's place j) and 2j + 1 (4 + j)
+    for j in tl.static_range(4):  # byte j: columns 2j (low nibble) and 2j + 1
+        pair = tl.load(x_ptr + j)
         low, high = _e4m3_pairs(((codes >> (8 * j)) & 0xFF).to(tl.uint8), False)
-        part += low.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(tl.load(x_ptr + j // 2), j % 2)
-        part += high.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(tl.load(x_ptr + 2 + j // 2), j % 2)
+        part += low.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 0)
+        part += high.to(tl.float8e4nv, bitcast=True).to(tl.float32) * _f16_half(pair, 1)
     return acc + part * _pow2(tl.minimum(tl.load(s_ptr).to(tl.int32), 248) - 121)
 
 
@@ -390,16 +389,12 @@ def _grouped_kernel(
         for k0 in range(0, K, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
             k_ok = k < K
-            x_tile = x_ptr + rows[:, None] * stride_xm
+            x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             if MX:
                 s = s_next
                 s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, (k0 + BLOCK_K) // 32, BLOCK_K // 32, K)
-                if F16:  # x in pair order: each 8 columns hold the 4 even ones, then the 4 odd ones
-                    j = tl.arange(0, BLOCK_K // 2)
-                    k_even = k0 + (j // 4) * 8 + j % 4
-                    even_ok = row_ok[:, None] & (k_even < K)[None, :]
-                    x_even = tl.load(x_tile + k_even[None, :], mask=even_ok, other=0.0)
-                    x_odd = tl.load(x_tile + 4 + k_even[None, :], mask=even_ok, other=0.0)
+                x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
+                if F16:
                     s = _clamped(s)
                     r = tl.max(s, axis=1)
                     w_even, w_odd = _mx_tile_f16(w_ptr, s - r[:, None], e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
@@ -407,13 +402,10 @@ def _grouped_kernel(
                     part = tl.dot(x_odd, tl.trans(w_odd), part)
                     acc += part * _pow2(r - 121)[None, :]
                 else:
-                    x = tl.load(x_tile + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-                    x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
                     w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
                     acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
                     acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
             else:
-                x = tl.load(x_tile + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
                 w = tl.load(
                     w_ptr + e * stride_we + k[:, None] * stride_wk + cols[None, :] * stride_wn,
                     mask=k_ok[:, None] & col_ok[None, :],
@@ -585,8 +577,9 @@ the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: 
 picked BLOCK_N 128 (259.5 against 269.0 us, each call timed with its launch) and MXFP4 generate
 went 1.225 -> 1.296 s with it in bench_step.py (H200, 2026-11-22). `bench_step.py --tune` tunes
 again for the GPU it runs on. `mx_gemv`: the pick of 32 settings by `explore_gemv.py` (commit 95705a8; H200,
-2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`, commit b0eb79d: 110.3
-us, BLOCK_N 16 118.4, 64 139.6, BLOCK_K 512 115.4, 8 warps 131.2)."""
+2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`, commit b0eb79d:
+114.0 us, BLOCK_N 16 120.8, 64 148.8; with x in pair order, BLOCK_K 512 and 8 warps were slower
+too)."""
 
 GEMV_ROWS_PER_EXPERT = 2
 """The most rows an expert on average (f16 x, MXFP4) for which `grouped_linear` takes the CUDA-core
@@ -604,9 +597,9 @@ def grouped_linear(
 ) -> torch.Tensor:
     """`x [P, K]` sorted by expert times each row's expert weight: `weight [E, K, N]` (dense) or
     `blocks [E, N, K/32, 16]` and `scales [E, N, K/32]` (MXFP4). Returns `[P, N]` in `out_dtype`
-    (default x's). MXFP4 with x in f16, which must be in `forward.pair_order`, unpacks through fp8
-    (GPUs of compute capability 8.9 and up, see `_grouped_kernel`; on the CUDA cores for a few rows
-    an expert, `_mx_gemv_kernel`); x in bf16 or float32, by byte tables."""
+    (default x's). MXFP4 with x in f16 unpacks through fp8 (GPUs of compute capability 8.9 and up,
+    see `_grouped_kernel`; on the CUDA cores for a few rows an expert, `_mx_gemv_kernel`); x in
+    bf16 or float32, by byte tables."""
     x = x.contiguous()
     mx = weight is None
     if mx:

@@ -25,7 +25,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..mxfp4 import E8M0_BIAS, FP4_VALUES
-from .forward import decode_shaped, grouped_experts, kernels_enabled, natural_order
+from .forward import decode_shaped, grouped_experts, kernels_enabled
 
 
 def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -88,16 +88,13 @@ class GroupedMxLinear(torch.autograd.Function):
         row_ends: RowEnds,
         dtype: torch.dtype,
     ) -> torch.Tensor:
-        """The result in `dtype` (the model's); x in f16 (in `forward.pair_order`) takes the decode
-        kernel's fp8 path."""
+        """The result in `dtype` (the model's); x in f16 takes the decode kernel's fp8 path."""
         ctx.save_for_backward(offsets, blocks, scales)
         ctx.row_ends = row_ends
         if _decode_kernel(x, blocks):
             from .moe_kernels import grouped_linear
 
             return grouped_linear(x, offsets, blocks=blocks, scales=scales, out_dtype=dtype)
-        if x.dtype == torch.float16:
-            x = natural_order(x)
         return grouped_mm_dequantized(x.to(dtype), offsets, blocks, scales, transposed=False, row_ends=row_ends)
 
     @staticmethod
@@ -200,7 +197,7 @@ class MxExperts(nn.Module):
         """The decode kernels' input rows in f16 where the GPU converts fp8 pairs to f16 in one
         instruction (compute capability 8.9 and up): MXFP4 unpacks in fewer instructions than by
         bf16's byte tables (`moe_kernels._grouped_kernel`). Else the model's dtype. The runner
-        casts them (`forward.Dims.experts_input`; f16 rows in `forward.pair_order`)."""
+        casts them (`forward.Dims.experts_input`)."""
         device = self.gate_up_proj_blocks.device
         fp8 = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
         return torch.float16 if fp8 else self.gate_up_proj_bias.dtype
