@@ -28,9 +28,10 @@ EXPERTS, TOKENS, TOP_K = 32, 8, 4
 SHAPES = {"gate_up": (5760, 2880), "down": (2880, 2880)}  # (out, in)
 
 
-def routing(gen: torch.Generator) -> tuple[torch.Tensor, int]:
-    """Cumulative row ends per expert for TOKENS tokens routed to TOP_K distinct experts each."""
-    ids = torch.stack([torch.randperm(EXPERTS, generator=gen)[:TOP_K] for _ in range(TOKENS)]).flatten()
+def routing(gen: torch.Generator, tokens: int = TOKENS) -> tuple[torch.Tensor, int]:
+    """Cumulative row ends per expert for `tokens` tokens routed to TOP_K distinct experts each,
+    and how many experts got rows."""
+    ids = torch.stack([torch.randperm(EXPERTS, generator=gen)[:TOP_K] for _ in range(tokens)]).flatten()
     counts = torch.bincount(ids, minlength=EXPERTS)
     return counts.cumsum(0).to(torch.int32).cuda(), int((counts > 0).sum())
 

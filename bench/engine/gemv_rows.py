@@ -11,34 +11,33 @@ import json
 
 import torch
 
+from bench_kernels import EXPERTS, SHAPES, TOP_K, routing
 from rl2048_engine.fast import moe_kernels
 from timing import graph_us
 
 
 def main() -> None:
     gen = torch.Generator().manual_seed(0)
-    experts, top_k = 32, 4
-    weights = {}
-    for name, (out_f, in_f) in {"gate_up": (5760, 2880), "down": (2880, 2880)}.items():
-        groups = (experts, out_f, in_f // 32)
+    weights = []
+    for out_f, in_f in SHAPES.values():
+        groups = (EXPERTS, out_f, in_f // 32)
         blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, generator=gen).cuda()
         scales = torch.randint(118, 131, groups, dtype=torch.uint8, generator=gen).cuda()
-        weights[name] = (blocks, scales, in_f)
+        weights.append((blocks, scales, in_f))
     report = {"device": torch.cuda.get_device_name(), "rows": {}}
     for tokens in (8, 12, 16, 24, 32, 48, 64):
-        ids = torch.stack([torch.randperm(experts, generator=gen)[:top_k] for _ in range(tokens)]).flatten()
-        offsets = torch.bincount(ids, minlength=experts).cumsum(0).to(torch.int32).cuda()
+        offsets, _ = routing(gen, tokens)
         times = {}
         for label, limit in (("cuda_cores", 10**6), ("tensor_cores", 0)):
             moe_kernels.GEMV_ROWS_PER_EXPERT = limit
             total = 0.0
-            for blocks, scales, in_f in weights.values():
-                x = torch.randn(tokens * top_k, in_f, generator=gen).half().cuda()
+            for blocks, scales, in_f in weights:
+                x = torch.randn(tokens * TOP_K, in_f, generator=gen).half().cuda()
                 call = lambda: moe_kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales, out_dtype=torch.bfloat16)  # noqa: E731
                 total += graph_us(call)
             times[label] = round(total, 1)
-        report["rows"][tokens * top_k] = times
-        print(tokens * top_k, times, flush=True)
+        report["rows"][tokens * TOP_K] = times
+        print(tokens * TOP_K, times, flush=True)
     print(json.dumps(report))
 
 

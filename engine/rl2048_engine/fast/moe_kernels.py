@@ -445,7 +445,7 @@ def _mx_gemv_kernel(
     words = tl.arange(0, BLOCK_K // 8)
     while m0 < end:
         pair = m0 + 1 < end
-        m1 = tl.minimum(m0 + 1, end - 1)
+        m1 = m0 + 1  # read only when `pair`
         acc0 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
         acc1 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
