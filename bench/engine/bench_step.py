@@ -13,7 +13,8 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   torch.compile and the decode step captured in a CUDA graph, the Triton routed-expert kernel in
   decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs`
   (LM head at completion positions only, chunked) and `fast.training.train_step_fused` (one
-  forward and backward for the whole batch, no reference forward at beta 0), both with our
+  forward and backward for the whole batch, no reference forward at beta 0; timed as it runs,
+  then replayed from a CUDA graph as the engine runs it on a GPU), both with our
   experts forward, fused attention with sinks and bf16 LoRA projections (`use_fast_experts`,
   `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
@@ -29,6 +30,8 @@ turned off (`set_kernels(False)`) and the run goes on without it, saying so.
 
 Timing: each of our phases runs once first (compilation, graph capture; recorded as its first
 call), then `REPEATS` times; the median is reported, with every run. The plain way is timed once after a warm-up.
+Memory: each row has the peak of allocated tensors (`peak_gib`) and of what the caching
+allocator held (`reserved_gib`: cached blocks and CUDA graphs' pools too).
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
@@ -61,7 +64,7 @@ from rl2048_engine.fast.lora import use_fast_lora
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
-from rl2048_engine.fast.training import train_step_fused
+from rl2048_engine.fast.training import UpdateGraphs, train_step_fused
 from rl2048_engine.grpo import grpo_loss
 from rl2048_engine.init_model import init_model
 from rl2048_engine.loading import LoadedModel, _enable_checkpointing, load_model
@@ -102,6 +105,12 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, time.perf_counter() - start, peak
 
 
+def reserved() -> float:
+    """The most GPU memory the caching allocator held since `timed` reset the count, GiB: the
+    tensors' peak plus cached blocks and CUDA graphs' pools, what a smaller GPU would need."""
+    return round(torch.cuda.max_memory_reserved() / GIB, 2) if GPU else 0.0
+
+
 REPEATS = 3
 """Timed runs of each of our phases after its first call; the median is reported (and every run)."""
 
@@ -115,6 +124,28 @@ def timed_runs(fn: Callable[[], Any], before: Callable[[], None] = lambda: None)
         runs.append(timed(fn))
     seconds = sorted(r[1] for r in runs)
     return runs[-1][0], seconds[len(seconds) // 2], max(r[2] for r in runs), [round(r[1], 3) for r in runs]
+
+
+def timed_train(
+    trainer: Trainer, params: TrainStepParams, record: Callable[..., None], before: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """Our update as it runs, then replayed from a CUDA graph (`UpdateGraphs`, as the engine runs
+    it on a GPU: its first call runs as it is, the second captures); `before` each timed call."""
+    metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
+    record("train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params), before)
+    record("train (no CUDA graph)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
+    if not GPU:
+        record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
+        return metrics
+    graphs = UpdateGraphs()
+    for call in ("first call", "second call: capture"):
+        before()
+        metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params, graphs))
+        record(f"train (CUDA graph, {call})", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
+    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params, graphs), before)
+    record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs, graphs=len(graphs.graphs))
+    return metrics
 
 
 def fast_forward(loaded: LoadedModel, fast: bool) -> None:
@@ -386,7 +417,7 @@ def main() -> None:
         print(json.dumps({"tuned": tuned}), flush=True)
 
     def record(way: str, phase: str, seconds: float, peak: float, **extra: Any) -> None:
-        row = {"way": way, "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
+        row = {"way": way, "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), "reserved_gib": reserved(), **extra}
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -480,10 +511,7 @@ def main() -> None:
         optimizer.load_state_dict(start_optim)
 
     restart()
-    metrics, seconds, peak = timed(lambda: train_step_fused(trainer, train_params))
-    record("ours", "train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
-    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, train_params), restart)
-    record("ours", "train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
+    metrics = timed_train(trainer, train_params, lambda *a, **k: record("ours", *a, **k), restart)
     checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
     use_fast_lora(loaded.model, False)  # the same update with PEFT's float32 LoRA: what ours changes alone
     restart()
@@ -553,7 +581,7 @@ def mxfp4_mode(
     Also the logprobs of the bf16 run's completions, against the bf16 model's (same weights)."""
 
     def record(phase: str, seconds: float, peak: float, **extra: Any) -> None:
-        row = {"way": "ours-mxfp4", "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), **extra}
+        row = {"way": "ours-mxfp4", "phase": phase, "seconds": round(seconds, 3), "peak_gib": round(peak, 2), "reserved_gib": reserved(), **extra}
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -587,19 +615,15 @@ def mxfp4_mode(
     with torch.no_grad():
         same, _ = token_logprobs(loaded.causal_lm, make_batch(bf16_pairs, device))
     checks["mxfp4_vs_bf16_logprobs_mean_abs"] = float((same - bf16_logprobs).abs().mean())
-    params = step_params(pairs, sampled.tolist())
-    metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
-    record("train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
-    metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params))
-    record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
+    timed_train(trainer, step_params(pairs, sampled.tolist()), record)
 
 
 def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[str, float], checks: dict) -> dict:
     def pick(way: str, phase: str) -> float:
         return next(r["seconds"] for r in rows if r["way"] == way and r["phase"] == phase)
 
-    def peak(way: str) -> float:
-        return max(r["peak_gib"] for r in rows if r["way"] == way)
+    def peak(way: str, key: str = "peak_gib") -> float:
+        return max(r[key] for r in rows if r["way"] == way)
 
     phases = ["generate", "logprobs", "train"]
     plain = {p: pick("plain", p) for p in phases}
@@ -625,6 +649,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "mxfp4": mxfp4,
         "mxfp4_step_s": round(sum(mxfp4.values()), 3),
         "peak_gib": {"plain": peak("plain"), "ours": peak("ours"), "ours-mxfp4": peak("ours-mxfp4")},
+        "reserved_gib": {w: peak(w, "reserved_gib") for w in ("plain", "ours", "ours-mxfp4")},
         "checks": checks,
     }
 
@@ -642,7 +667,7 @@ def print_table(s: dict) -> None:
     print(f"{'step':<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
     print(f"ours generate without the Triton decode kernel: {s['ours_generate_no_triton']} s")
     print(f"ours generate with LoRA not folded: {s['ours_generate_lora_not_folded']} s")
-    print(f"peak GiB: {s['peak_gib']}")
+    print(f"peak GiB: {s['peak_gib']}  reserved GiB: {s['reserved_gib']}")
 
 
 if __name__ == "__main__":

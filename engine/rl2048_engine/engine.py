@@ -22,7 +22,7 @@ from .fast.attention import use_fast_attention
 from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
 from .fast.lora import use_fast_lora
-from .fast.training import train_step_fused
+from .fast.training import UpdateGraphs, train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
 from .logprobs import make_batch, token_logprobs
@@ -50,6 +50,7 @@ class Engine:
         self.generator: torch.Generator | None = None
         self.optimizer_name = ""
         self.fast_generator: FastGenerator | None = None
+        self.update_graphs: UpdateGraphs | None = None
         self.handlers: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
             "info": (NoParams, self.info),
             "load": (LoadParams, self.load),
@@ -87,6 +88,7 @@ class Engine:
     def load(self, p: LoadParams) -> dict[str, Any]:
         self.trainer = None  # free the previous model first
         self.fast_generator = None
+        self.update_graphs = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -110,6 +112,8 @@ class Engine:
                 use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
+                if loaded.device.type == "cuda":  # the update replayed from CUDA graphs
+                    self.update_graphs = UpdateGraphs()
             except ValueError as err:
                 raise EngineError("bad_request", f"fast: {err}") from err
         config = loaded.causal_lm.config
@@ -158,8 +162,9 @@ class Engine:
 
     def train_step(self, p: TrainStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
-        step = train_step_fused if self.fast_generator is not None else train_step
-        return step(self.require(), p)
+        if self.fast_generator is None:
+            return train_step(self.require(), p)
+        return train_step_fused(self.require(), p, self.update_graphs)
 
     def sft_step(self, p: SftStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])

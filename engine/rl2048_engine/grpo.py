@@ -50,9 +50,10 @@ def grpo_loss(
     entropy: torch.Tensor,
     cfg: LossParams,
     accumulation_steps: int,
-    batch_token_count: float,
+    batch_token_count: float | torch.Tensor,
 ) -> GrpoLoss:
-    """Tensors are `[B, C]` (advantages `[B]`); `batch_token_count` counts all micro-batches."""
+    """Tensors are `[B, C]` (advantages `[B]`); `batch_token_count` counts all micro-batches (a
+    number, or a scalar tensor so that nothing waits on the device for it)."""
     eps_low = cfg.epsilon
     eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
     adv = advantages.unsqueeze(1)
@@ -80,7 +81,7 @@ def grpo_loss(
         assert cfg.max_completion_length is not None
         loss = masked.sum() / (mask.shape[0] * cfg.max_completion_length) / accumulation_steps
     else:  # dapo
-        loss = masked.sum() / max(batch_token_count, 1.0)
+        loss = masked.sum() / torch.as_tensor(batch_token_count).clamp(min=1.0)
 
     count = mask.sum().detach()
     denom = count.clamp(min=1.0)

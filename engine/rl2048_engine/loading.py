@@ -91,7 +91,7 @@ def load_model(params: LoadParams) -> LoadedModel:
     if offloaded:
         offload_embeddings(causal_lm.get_input_embeddings(), device)
     if params.gradient_checkpointing:
-        _enable_checkpointing(causal_lm)
+        _enable_checkpointing(causal_lm, lora_dropout=params.lora.dropout if params.lora else 0.0)
     causal_lm.config.use_cache = True
 
     causal_lm.requires_grad_(params.full_finetune)
@@ -129,9 +129,13 @@ def load_model(params: LoadParams) -> LoadedModel:
     )
 
 
-def _enable_checkpointing(model: PreTrainedModel) -> None:
-    """Activation checkpointing; the method was renamed in transformers 5.2x (5.17 has the old one)."""
-    kwargs = {"use_reentrant": False}
+def _enable_checkpointing(model: PreTrainedModel, lora_dropout: float = 0.0) -> None:
+    """Activation checkpointing; the method was renamed in transformers 5.2x (5.17 has the old one).
+    The RNG state is kept for the recompute only when the forward draws random numbers (dropout):
+    keeping it reads the CUDA generator, which a CUDA graph capture forbids (fast/training.py)."""
+    dropout = lora_dropout > 0 or getattr(model.config, "attention_dropout", 0.0) > 0
+    dropout = dropout or any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+    kwargs = {"use_reentrant": False, "preserve_rng_state": dropout}
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:

@@ -35,9 +35,12 @@ class Batch:
     valid: torch.Tensor  # [N] flat indices into [B * C] of the real completion tokens, row-major
 
 
-def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -> Batch:
-    width = max(len(p) + len(c) for p, c in pairs)
-    longest = max(len(c) for _, c in pairs)
+def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device, pad_to: int = 1) -> Batch:
+    """With `pad_to` > 1 the shapes repeat from batch to batch (for CUDA graphs): the width and
+    the completion length are rounded up to multiples of it, and `valid` holds every completion
+    position, padding included (the completion mask keeps the padding out of any loss)."""
+    width = _round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
+    longest = _round_up(max(len(c) for _, c in pairs), pad_to)
     ids = torch.zeros((len(pairs), width), dtype=torch.long)
     mask = torch.zeros((len(pairs), width), dtype=torch.long)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
@@ -50,8 +53,12 @@ def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device) -
         targets[i, : len(completion)] = torch.tensor(completion)
         source[i, : len(completion)] = torch.arange(len(prompt) - 1, len(row) - 1)
         cmask[i, : len(completion)] = 1.0
-    valid = cmask.flatten().nonzero().squeeze(1)
+    valid = torch.arange(cmask.numel()) if pad_to > 1 else cmask.flatten().nonzero().squeeze(1)
     return Batch(*(t.to(device) for t in (ids, mask, targets, source, cmask, valid)))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def token_logprobs(
@@ -60,14 +67,20 @@ def token_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     chunk_tokens: int = CHUNK_TOKENS,
+    attention_masks: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprobs `[B, C]` of the batch's completion tokens (and entropies `[B, C]` if asked).
 
-    Call it on the transformers model (PEFT's LoRA layers live inside it); padding gets 0.
+    Call it on the transformers model (PEFT's LoRA layers live inside it); positions outside
+    `batch.valid` get 0. `attention_masks` (per layer type, as the decoder takes them) replace
+    the ones transformers would build from `batch.attention_mask`.
     """
     positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
     hidden = causal_lm.get_decoder()(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=positions, use_cache=False
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask if attention_masks is None else attention_masks,
+        position_ids=positions,
+        use_cache=False,
     ).last_hidden_state
     picked = hidden.gather(1, batch.source.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, C, H]
     flat_hidden = picked.flatten(0, 1).index_select(0, batch.valid)

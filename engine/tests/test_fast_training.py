@@ -318,3 +318,97 @@ def test_fused_step_never_waits_on_the_device_between_forward_and_backward(
         torch.cuda.set_sync_debug_mode(0)
         hook.remove()
     assert metrics["grad_norm"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
+def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
+    tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Learning rate 0: every step starts from the same weights, so each step through the graphs
+    # (warm-up, capture, replays with other inputs of the same shape, another shape in between)
+    # must give the loss, the metrics and the gradients that a fresh `UpdateGraphs` gives the same
+    # items on its first, uncaptured step. Loaded as the seed preset loads (engine fast mode).
+    from rl2048_engine.fast import training as fast_training
+    from rl2048_engine.fast.training import UpdateGraphs
+
+    engine = Engine()
+    engine.load(
+        engine.handlers["load"][0](
+            model=str(tiny_mxfp4_folder if experts == "mxfp4" else tiny_folder),
+            device="cuda",
+            seed=3,
+            lora=ATTENTION_LORA,
+            fast=True,
+            experts=experts,
+            gradient_checkpointing=True,
+            offload_embeddings=True,
+            optim={"lr": 0.0},
+        )
+    )
+    trainer, graphs = engine.require(), engine.update_graphs
+    assert graphs is not None
+    with torch.no_grad():  # nonzero LoRA B, so that A gets a gradient too
+        for name, param in trainer.loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    grads: list[list[torch.Tensor]] = []
+    step = fast_training._optimizer_step
+
+    def keep_grads(trainer_: Any) -> Any:
+        grads.append([p.grad.clone() for p in trainer_.loaded.trainable])  # type: ignore[union-attr]
+        return step(trainer_)
+
+    monkeypatch.setattr(fast_training, "_optimizer_step", keep_grads)
+
+    def params(seed: int, shape_seed: int) -> TrainStepParams:
+        shaped = items(shape_seed)  # the lengths; the ids, advantages and old logprobs from `seed`
+        rng = random.Random(seed)
+        for it in shaped:
+            it["prompt"] = [rng.randrange(2000) for _ in it["prompt"]]
+            it["completion"] = [rng.randrange(2000) for _ in it["completion"]]
+            it["advantage"] = rng.uniform(-1.5, 1.5)
+        loss = {"beta": 0.0, "epsilon_high": 0.28, "delta": 1.5, "mask_truncated_completions": True}
+        return TrainStepParams.model_validate({"items": shaped, "loss": loss, "gradient_accumulation_steps": 2})
+
+    def as_it_is(p: TrainStepParams) -> tuple[dict, list[torch.Tensor]]:
+        metrics = train_step_fused(trainer, p, UpdateGraphs())  # a shape's first step: not captured
+        return metrics, grads[-1]
+
+    for seed, shape_seed in [(1, 1), (1, 1), (2, 1), (3, 7), (4, 1)]:  # warm-up, capture, replay, other, replay
+        p = params(seed, shape_seed)
+        got = train_step_fused(trainer, p, graphs)
+        got_grads = grads[-1]
+        want, want_grads = as_it_is(p)
+        assert got["grad_norm"] > 0
+        for key in ("loss", "entropy", "grad_norm"):
+            assert got[key] == pytest.approx(want[key], rel=1e-3), (seed, key)
+        assert got["clip_ratio"] == pytest.approx(want["clip_ratio"], abs=1e-6)
+        for g, w in zip(got_grads, want_grads):
+            assert torch.allclose(g, w, rtol=1e-3, atol=1e-6 * float(w.abs().max()))
+    assert graphs.failed is None and len(graphs.seen) == 2 and len(graphs.graphs) == 1
+
+
+def test_attention_masks_and_a_padded_batch_give_the_same_logprobs(tiny_folder: Path) -> None:
+    # `attention_masks` (built on the device) against the masks transformers builds, and a batch
+    # padded for CUDA graphs against the unpadded one: rows longer than the 128-token sliding
+    # window, of different lengths (right padding).
+    from rl2048_engine.fast.attention import attention_masks, use_fast_attention
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.logprobs import make_batch, token_logprobs
+    from rl2048_engine.params import LoadParams
+
+    causal_lm = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu")).causal_lm
+    pairs = [(list(range(10, 110)), list(range(200, 260))), ([7] * 30, [9] * 21)]
+    batch = make_batch(pairs, torch.device("cpu"))
+    assert attention_masks(causal_lm, batch.attention_mask) is None  # transformers' eager attention: its own masks
+    use_fast_attention(causal_lm)
+    padded = make_batch(pairs, torch.device("cpu"), pad_to=16)
+    assert padded.input_ids.shape == (2, 160) and padded.targets.shape == (2, 64) and padded.valid.numel() == 128
+    with torch.no_grad():
+        want, _ = token_logprobs(causal_lm, batch)
+        ours, _ = token_logprobs(causal_lm, batch, attention_masks=attention_masks(causal_lm, batch.attention_mask))
+        padded_lp, _ = token_logprobs(causal_lm, padded, attention_masks=attention_masks(causal_lm, padded.attention_mask))
+    assert torch.allclose(ours, want, atol=1e-5)
+    real = padded.completion_mask.bool()
+    assert torch.allclose(padded_lp[real], want[batch.completion_mask.bool()], atol=1e-5)

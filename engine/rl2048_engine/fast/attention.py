@@ -71,6 +71,21 @@ def _mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:
     return sdpa_mask(*args, **kwargs)
 
 
+def attention_masks(causal_lm: PreTrainedModel, attention_mask: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """The decoder's masks per layer type for `attention_mask [B, L]` (1: a token, 0: padding), as
+    `_mask` makes them for `sdpa_with_sinks`: boolean `[B, 1, L, L]`, True where a query attends
+    (causal, not padding, and within the window on sliding layers). Built from device tensors only,
+    where transformers copies a scalar from the host, which a CUDA graph cannot hold. None when the
+    model does not run `sdpa_with_sinks` (its attention takes other masks)."""
+    config = causal_lm.config
+    if config._attn_implementation != FAST_ATTENTION:
+        return None
+    i = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    distance = i.view(-1, 1) - i.view(1, -1)  # [query, key]
+    full = (distance >= 0) & attention_mask.bool()[:, None, None, :]
+    return {"full_attention": full, "sliding_attention": full & (distance < config.sliding_window)}
+
+
 def use_fast_attention(causal_lm: PreTrainedModel) -> None:
     """Run the model's attention through `sdpa_with_sinks` (gpt-oss: the module has `sinks`)."""
     AttentionInterface.register(FAST_ATTENTION, sdpa_with_sinks)

@@ -1,4 +1,4 @@
-"""The GRPO step with every micro-batch in one forward and one backward.
+"""The GRPO step with every micro-batch in one forward and one backward; on CUDA, replayed from a graph.
 
 The plain step (`training.train_step`) runs forward and backward once per micro-batch, so the
 model's weights (42 GB for gpt-oss-20b in bf16, all experts hit by a few hundred tokens) are
@@ -13,64 +13,91 @@ caller asks for `kl` (`loss.compute_kl`), as in TRL.
 Nothing between the first kernel of the forward and the end of the backward waits on the device
 (what the host knows, it copies before the forward; the metrics are read after the backward), so
 the host queues the backward while the GPU is still in the forward.
+
+Even so, for gpt-oss-20b the host takes longer to launch the update's ten thousand kernels
+(forward, checkpointed recompute, backward) than the GPU takes to run them. `UpdateGraphs`
+captures the forward, the loss and the backward in a CUDA graph per batch shape and replays it:
+the batch is padded to multiples of `GRAPH_PADDING` tokens so that shapes repeat (the padding is
+masked out of the loss). A shape's first step runs as it is (it compiles and warms up), its
+second is captured, later ones replay. The gradients land in the same tensors at every replay;
+clipping and the optimizer run outside the graph.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 import torch
 
 from ..grpo import grpo_loss
-from ..logprobs import make_batch, token_logprobs
-from ..params import TrainStepParams
-from ..training import GrpoMetrics, Trainer, _check_trainable, _old_logprobs, _optimizer_step, given_old_logprobs, micro_batches, reference_logprobs
+from ..logprobs import Batch, make_batch, token_logprobs
+from ..params import LossParams, TrainStepParams
+from ..training import (
+    GrpoMetrics,
+    OldLogprobs,
+    Trainer,
+    _check_trainable,
+    _old_logprobs,
+    _optimizer_step,
+    given_old_logprobs,
+    micro_batches,
+    reference_logprobs,
+)
+from .attention import attention_masks
 
 HEAD_CHUNK_TOKENS = 256
 """Completion positions per LM-head chunk: float32 logits of 201k tokens are 0.8 GB per 1024
 positions, and log-softmax and its backward hold a few such; 256 keeps the step's peak low
 (MXFP4 mode fits in 16 GB) at a few more, still large, matmuls."""
+GRAPH_PADDING = 16
+"""With `UpdateGraphs`, batch widths and completion lengths are padded to multiples of this."""
+MAX_GRAPHS = 16
+"""Captured shapes kept; a shape past these runs without a graph."""
 
 
-def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, object]:
+@dataclass
+class UpdateInputs:
+    """What the forward, the loss and the backward read, all on the device (a graph's inputs)."""
+
+    batch: Batch
+    attention_masks: dict[str, torch.Tensor] | None
+    mask: torch.Tensor  # [B, C] the completion tokens that count (truncated ones may not)
+    old: OldLogprobs | None
+    advantages: torch.Tensor  # [B]
+    ref: torch.Tensor | None  # [B, C] reference logprobs, when the loss or the metrics need them
+
+    def tensors(self) -> list[torch.Tensor]:
+        b = self.batch
+        out = [b.input_ids, b.attention_mask, b.targets, b.source, b.completion_mask, b.valid, self.mask, self.advantages]
+        out += list((self.attention_masks or {}).values()) + list(self.old or ())
+        return out + ([] if self.ref is None else [self.ref])
+
+
+def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: UpdateGraphs | None = None) -> dict[str, object]:
     _check_trainable(trainer)
     cfg = params.loss
     loaded = trainer.loaded
     items = params.items
-    keep = [not (cfg.mask_truncated_completions and item.truncated) for item in items]
-    batch_tokens = float(sum(len(item.completion) for item, k in zip(items, keep) if k))
-    rows = list(range(len(items)))
-    micro = micro_batches(rows, params.gradient_accumulation_steps)
+    micro = [(part[0], part[-1] + 1) for part in micro_batches(range(len(items)), params.gradient_accumulation_steps)]
 
     loaded.model.train()
     try:
-        batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device)
-        mask = batch.completion_mask * torch.tensor([float(k) for k in keep], device=loaded.device).unsqueeze(1)
-        given = given_old_logprobs(items, batch.targets.shape[1], loaded.device)
-        advantages = torch.tensor([it.advantage for it in items], device=loaded.device)
-        ref = reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None
-        logprobs, entropy = token_logprobs(
-            loaded.causal_lm, batch, cfg.temperature, with_entropy=True, chunk_tokens=HEAD_CHUNK_TOKENS
+        pad_to = GRAPH_PADDING if graphs is not None else 1
+        batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device, pad_to)
+        keep = [0.0 if cfg.mask_truncated_completions and it.truncated else 1.0 for it in items]
+        inputs = UpdateInputs(
+            batch=batch,
+            attention_masks=attention_masks(loaded.causal_lm, batch.attention_mask),
+            mask=batch.completion_mask * torch.tensor(keep, device=loaded.device).unsqueeze(1),
+            old=given_old_logprobs(items, batch.targets.shape[1], loaded.device),
+            advantages=torch.tensor([it.advantage for it in items], device=loaded.device),
+            ref=reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None,
         )
-        assert entropy is not None
-        old = _old_logprobs(given, logprobs)
-
-        total = torch.zeros((), device=loaded.device)
-        metrics = GrpoMetrics()
-        for part in micro:
-            rows_of = slice(part[0], part[-1] + 1)
-            out = grpo_loss(
-                logprobs=logprobs[rows_of],
-                old_logprobs=None if old is None else old[rows_of],
-                ref_logprobs=None if ref is None else ref[rows_of],
-                advantages=advantages[rows_of],
-                mask=mask[rows_of],
-                entropy=entropy[rows_of],
-                cfg=cfg,
-                accumulation_steps=len(micro),
-                batch_token_count=batch_tokens,
-            )
-            total = total + out.loss
-            metrics.add(out)
-        total.backward()
+        if graphs is None:
+            total, metrics = forward_backward(trainer, inputs, cfg, micro)
+        else:
+            total, metrics = graphs.forward_backward(trainer, inputs, cfg, micro)
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
         trainer.optimizer.zero_grad(set_to_none=True)
@@ -78,3 +105,105 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams) -> dict[str, obj
     finally:
         loaded.model.eval()
     return metrics.report(float(total.detach()), grad_norm, lr, trainer.step)
+
+
+def forward_backward(
+    trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
+) -> tuple[torch.Tensor, GrpoMetrics]:
+    """The loss of every micro-batch (`micro`: their rows) summed, and its backward."""
+    logprobs, entropy = token_logprobs(
+        trainer.loaded.causal_lm,
+        inputs.batch,
+        cfg.temperature,
+        with_entropy=True,
+        chunk_tokens=HEAD_CHUNK_TOKENS,
+        attention_masks=inputs.attention_masks,
+    )
+    assert entropy is not None
+    old = _old_logprobs(inputs.old, logprobs)
+    batch_tokens = inputs.mask.sum()
+
+    total = torch.zeros((), device=logprobs.device)
+    metrics = GrpoMetrics()
+    for start, end in micro:
+        out = grpo_loss(
+            logprobs=logprobs[start:end],
+            old_logprobs=None if old is None else old[start:end],
+            ref_logprobs=None if inputs.ref is None else inputs.ref[start:end],
+            advantages=inputs.advantages[start:end],
+            mask=inputs.mask[start:end],
+            entropy=entropy[start:end],
+            cfg=cfg,
+            accumulation_steps=len(micro),
+            batch_token_count=batch_tokens,
+        )
+        total = total + out.loss
+        metrics.add(out)
+    total.backward()
+    return total, metrics
+
+
+@dataclass
+class _Captured:
+    graph: torch.cuda.CUDAGraph
+    inputs: UpdateInputs  # the tensors the graph reads: each step's are copied into them
+    total: torch.Tensor
+    metrics: GrpoMetrics
+
+
+class UpdateGraphs:
+    """`forward_backward` captured in a CUDA graph per batch shape (and loss settings), replayed.
+
+    All graphs share one memory pool (they never run at once) and write the gradients into the
+    same tensors, which the parameters get back before each replay (the optimizer drops them).
+    If a capture fails, the graphs are turned off and the steps run as they are, saying so once."""
+
+    def __init__(self) -> None:
+        self.pool = torch.cuda.graph_pool_handle()
+        self.graphs: dict[tuple, _Captured] = {}
+        self.seen: set[tuple] = set()
+        self.grads: list[torch.Tensor] = []
+        self.failed: str | None = None
+
+    def forward_backward(
+        self, trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
+    ) -> tuple[torch.Tensor, GrpoMetrics]:
+        key = (tuple(t.shape for t in inputs.tensors()), inputs.old is None, inputs.ref is None, tuple(micro), cfg.model_dump_json())
+        captured = self.graphs.get(key)
+        if captured is None:
+            if self.failed or key not in self.seen or len(self.graphs) >= MAX_GRAPHS:
+                self.seen.add(key)  # first time: as it is, which compiles and warms up
+                return forward_backward(trainer, inputs, cfg, micro)
+            try:
+                captured = self._capture(trainer, inputs, cfg, micro)
+            except RuntimeError as err:
+                self.failed = str(err)
+                print(f"engine: CUDA graphs for the update turned off: {err}", file=sys.stderr, flush=True)
+                trainer.optimizer.zero_grad(set_to_none=True)
+                return forward_backward(trainer, inputs, cfg, micro)
+            self.graphs[key] = captured
+        else:
+            for static, new in zip(captured.inputs.tensors(), inputs.tensors()):
+                static.copy_(new)
+        self._gradients_in_place(trainer)
+        captured.graph.replay()
+        return captured.total, captured.metrics
+
+    def _capture(
+        self, trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
+    ) -> _Captured:
+        self._gradients_in_place(trainer)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            total, metrics = forward_backward(trainer, inputs, cfg, micro)
+        return _Captured(graph, inputs, total, metrics)
+
+    def _gradients_in_place(self, trainer: Trainer) -> None:
+        """Every trainable parameter's `.grad` set to its static tensor, zeroed: the backward adds
+        into it, in place, captured or replayed."""
+        params = trainer.loaded.trainable
+        if not self.grads:
+            self.grads = [torch.zeros_like(p) for p in params]
+        for p, grad in zip(params, self.grads):
+            p.grad = grad
+        torch._foreach_zero_(self.grads)
