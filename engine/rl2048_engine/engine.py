@@ -112,7 +112,7 @@ class Engine:
                 use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
-                if loaded.device.type == "cuda":  # the update replayed from CUDA graphs
+                if p.update_graphs and loaded.device.type == "cuda":  # the update replayed from CUDA graphs
                     self.update_graphs = UpdateGraphs()
             except ValueError as err:
                 raise EngineError("bad_request", f"fast: {err}") from err

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, parseSetFlag, resolveConfig } from "./config.ts";
+import { loadParams } from "./session.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rl2048-config-"));
 function file(name: string, text: string): string {
@@ -12,6 +13,14 @@ function file(name: string, text: string): string {
 }
 
 describe("presets", () => {
+  it("seed runs the engine's fast paths, the update from CUDA graphs, unless turned off", () => {
+    const c = resolveConfig({ preset: "seed" });
+    expect(c.model).toMatchObject({ fast: true, update_graphs: true });
+    expect(loadParams(c, "/m")).toMatchObject({ fast: true, update_graphs: true });
+    const off = resolveConfig({ preset: "seed", sets: ["model.update_graphs=false"] });
+    expect(loadParams(off, "/m")).toMatchObject({ fast: true, update_graphs: false });
+  });
+
   it("seed is the seed's run", () => {
     const c = resolveConfig({ preset: "seed" });
     expect(c.model).toMatchObject({
