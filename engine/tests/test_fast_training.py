@@ -412,3 +412,33 @@ def test_attention_masks_and_a_padded_batch_give_the_same_logprobs(tiny_folder: 
     assert torch.allclose(ours, want, atol=1e-5)
     real = padded.completion_mask.bool()
     assert torch.allclose(padded_lp[real], want[batch.completion_mask.bool()], atol=1e-5)
+
+
+def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(
+    tiny_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On the CPU every capture fails (there are no CUDA graphs): a shape's second step tries,
+    # says so once on stderr and runs as it is, as do the steps after it, with the results of the
+    # unpadded step (learning rate 0: every step starts from the same weights).
+    from rl2048_engine.fast.training import UpdateGraphs
+
+    engine = Engine()
+    engine.load(
+        engine.handlers["load"][0](
+            model=str(tiny_folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA, fast=True, optim={"lr": 0.0}
+        )
+    )
+    trainer, graphs = engine.require(), UpdateGraphs()
+    assert engine.update_graphs is None  # the engine makes them on CUDA only
+    with torch.no_grad():
+        for name, param in trainer.loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    params = TrainStepParams.model_validate({"items": items(seed=1), "loss": {"beta": 0.04}, "gradient_accumulation_steps": 2})
+    want = train_step_fused(trainer, params)
+    for _ in range(3):
+        got = train_step_fused(trainer, params, graphs)
+        for key in ("loss", "kl", "entropy", "grad_norm"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4), key
+    assert graphs.failed is not None and not graphs.graphs
+    assert capsys.readouterr().err.count("CUDA graphs for the update turned off") == 1

@@ -159,7 +159,7 @@ class UpdateGraphs:
     If a capture fails, the graphs are turned off and the steps run as they are, saying so once."""
 
     def __init__(self) -> None:
-        self.pool = torch.cuda.graph_pool_handle()
+        self.pool: tuple[int, int] | None = None  # made at the first capture
         self.graphs: dict[tuple, _Captured] = {}
         self.seen: set[tuple] = set()
         self.grads: list[torch.Tensor] = []
@@ -193,6 +193,8 @@ class UpdateGraphs:
         self, trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
     ) -> _Captured:
         self._gradients_in_place(trainer)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             total, metrics = forward_backward(trainer, inputs, cfg, micro)
