@@ -33,6 +33,7 @@ class Batch:
     source: torch.Tensor  # [B, C] index in the row of the position predicting each target
     completion_mask: torch.Tensor  # [B, C] 1.0 on real completion tokens
     valid: torch.Tensor  # [N] flat indices into [B * C] of the real completion tokens, row-major
+    # (of every completion position in a batch made with `pad_to` > 1)
 
 
 def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device, pad_to: int = 1) -> Batch:
