@@ -1,10 +1,14 @@
-"""Helpers shared by the engine tests: calling methods through the request handler."""
+"""Helpers shared by the engine tests: calling methods through the request handler, the reference model."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, Mxfp4Config, PreTrainedModel
 
 from rl2048_engine.engine import Engine
 from rl2048_engine.server import handle_line
@@ -22,6 +26,16 @@ def make_call(engine: Engine) -> Call:
         return reply["result"]
 
     return call
+
+
+def transformers_model(folder: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """The folder through plain transformers, as the reference. An MXFP4 folder's experts are asked
+    for dequantized: otherwise transformers 5.25+ (which brings the `kernels` package) fetches its
+    MXFP4 kernels from the Hugging Face Hub, out of reach here and in CI."""
+    quant = getattr(AutoConfig.from_pretrained(folder), "quantization_config", None) or {}
+    mxfp4 = (quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)) == "mxfp4"
+    extra = {"quantization_config": Mxfp4Config(dequantize=True)} if mxfp4 else {}
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
 
 
 ATTENTION_LORA = {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM, AutoTokenizer, GptOssConfig, GptOssForCausalLM
+from helpers import transformers_model
+from transformers import AutoTokenizer, GptOssConfig, GptOssForCausalLM
 
 from rl2048_engine.init_model import PRESETS, init_model, main, model_config, shard_plan, tensor_specs
 from rl2048_engine.mxfp4 import mxfp4_to_expert_param
@@ -57,7 +58,7 @@ def stored(folder: Path) -> dict[str, torch.Tensor]:
 def test_transformers_loads_the_folder_and_runs_a_forward(folders: dict[str, Path], kind: str) -> None:
     folder = folders[kind]
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    model = transformers_model(folder, torch.bfloat16)
     assert isinstance(model, GptOssForCausalLM)
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Write a 2048 strategy."}],
@@ -91,7 +92,7 @@ def test_mxfp4_experts_load_as_their_dequantized_values(folders: dict[str, Path]
     assert blocks.shape == (e, 2 * inter, hidden // 32, 16) and scales.shape == (e, 2 * inter, hidden // 32)
     assert tensors["model.layers.1.mlp.experts.down_proj_blocks"].shape == (e, hidden, inter // 32, 16)
     assert "model.layers.1.mlp.experts.gate_up_proj" not in tensors
-    model = AutoModelForCausalLM.from_pretrained(folders["mxfp4"], dtype=torch.bfloat16)
+    model = transformers_model(folders["mxfp4"], torch.bfloat16)
     loaded = model.model.layers[1].mlp.experts.gate_up_proj.detach()
     assert torch.equal(loaded, mxfp4_to_expert_param(blocks, scales, torch.bfloat16))
     for name, tensor in tensors.items():
@@ -173,8 +174,7 @@ def test_sharded_folder_has_an_index_and_the_same_model(tmp_path: Path, folders:
     )
     ids = torch.tensor([[1, 2, 3, 2004]])
     logits = [
-        AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)(ids).logits
-        for folder in (folders["mxfp4"], sharded)
+        transformers_model(folder, torch.float32)(ids).logits for folder in (folders["mxfp4"], sharded)
     ]
     assert torch.equal(logits[0], logits[1])
 

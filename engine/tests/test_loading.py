@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from helpers import transformers_model
 
 from rl2048_engine.errors import EngineError
 from rl2048_engine.loading import load_model
@@ -18,10 +18,10 @@ IDS = torch.tensor([[3, 77, 1024, 5, 900, 12, 64, 2000], [8, 8, 8, 300, 1, 2, 3,
 
 def test_logits_match_transformers(any_tiny_folder: Path) -> None:
     loaded = load_model(LoadParams(model=str(any_tiny_folder), dtype="float32", device="cpu"))
-    # On a machine with a GPU (and without the `kernels` package) transformers dequantizes an MXFP4
-    # folder's experts to bf16 whatever the dtype asked: exact values (e2m1 times a power of two),
-    # computed in bf16. `.float()` makes the reference float32 throughout.
-    reference = AutoModelForCausalLM.from_pretrained(any_tiny_folder, dtype=torch.float32).float().eval()
+    # Transformers may dequantize an MXFP4 folder's experts to bf16 whatever the dtype asked (it did
+    # on a GPU machine): exact values (e2m1 times a power of two), computed in bf16. `.float()`
+    # makes the reference float32 throughout.
+    reference = transformers_model(any_tiny_folder, torch.float32).float().eval()
     with torch.no_grad():
         ours = loaded.model(input_ids=IDS).logits
         theirs = reference(input_ids=IDS).logits
