@@ -40,8 +40,8 @@ def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device, p
     """With `pad_to` > 1 the shapes repeat from batch to batch (for CUDA graphs): the width and
     the completion length are rounded up to multiples of it, and `valid` holds every completion
     position, padding included (the completion mask keeps the padding out of any loss)."""
-    width = _round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
-    longest = _round_up(max(len(c) for _, c in pairs), pad_to)
+    width = round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
+    longest = round_up(max(len(c) for _, c in pairs), pad_to)
     ids = torch.zeros((len(pairs), width), dtype=torch.long)
     mask = torch.zeros((len(pairs), width), dtype=torch.long)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
@@ -58,7 +58,8 @@ def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device, p
     return Batch(*(t.to(device) for t in (ids, mask, targets, source, cmask, valid)))
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
+    """`n` rounded up to a multiple of `multiple`."""
     return -(-n // multiple) * multiple
 
 

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, Mxfp4Config, PreTrainedModel
 
 from rl2048_engine.engine import Engine
+from rl2048_engine.loading import _quant_method
 from rl2048_engine.server import handle_line
 
 Call = Callable[..., dict[str, Any]]
@@ -32,8 +33,7 @@ def transformers_model(folder: Path, dtype: torch.dtype) -> PreTrainedModel:
     """The folder through plain transformers, as the reference. An MXFP4 folder's experts are asked
     for dequantized: otherwise transformers 5.25+ (which brings the `kernels` package) fetches its
     MXFP4 kernels from the Hugging Face Hub, out of reach here and in CI."""
-    quant = getattr(AutoConfig.from_pretrained(folder), "quantization_config", None) or {}
-    mxfp4 = (quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)) == "mxfp4"
+    mxfp4 = _quant_method(AutoConfig.from_pretrained(folder)) == "mxfp4"
     extra = {"quantization_config": Mxfp4Config(dequantize=True)} if mxfp4 else {}
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
 

@@ -24,6 +24,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..generation import Completion, left_pad
+from ..logprobs import round_up
 from ..sampling import SamplingSettings, sample_next
 from .forward import EAGER, GptOssRunner, KVCache, compiled_functions
 
@@ -82,7 +83,7 @@ class FastGenerator:
         pad_id = stop_token_ids[0] if stop_token_ids else 0
         ids, mask = left_pad(rows, pad_id, device)
         width = ids.shape[1]
-        slots = -(-(width + max_new_tokens) // SLOT_ROUNDING) * SLOT_ROUNDING
+        slots = round_up(width + max_new_tokens, SLOT_ROUNDING)
         state = self._state(batch, slots)
         state.pad.copy_((mask == 0).sum(-1))
 
