@@ -11,10 +11,11 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
 - ours: `fast.generation.FastGenerator` (static cache, the layer functions compiled by
   torch.compile and the decode step captured in a CUDA graph, the Triton routed-expert kernel in
-  decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM), `logprobs.token_logprobs`
-  (LM head at completion positions only, chunked) and `fast.training.train_step_fused` (one
-  forward and backward for the whole batch, no reference forward at beta 0; timed as it runs,
-  then replayed from a CUDA graph as the engine runs it on a GPU), both with our
+  decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM),
+  `fast.training.completion_logprobs` (LM head at completion positions only, chunked) and
+  `fast.training.train_step_fused` (one forward and backward for the whole batch, no reference
+  forward at beta 0), each timed as it runs, then replayed from a CUDA graph as the engine runs
+  them on a GPU (and the update once more with `compute_kl`, as the seed preset runs it), all with our
   experts forward, fused attention with sinks and bf16 LoRA projections (`use_fast_experts`,
   `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
@@ -64,7 +65,8 @@ from rl2048_engine.fast.lora import use_fast_lora
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
-from rl2048_engine.fast.training import UpdateGraphs, train_step_fused
+from rl2048_engine.fast.graphs import CudaGraphs
+from rl2048_engine.fast.training import completion_logprobs, train_step_fused
 from rl2048_engine.grpo import grpo_loss
 from rl2048_engine.init_model import init_model
 from rl2048_engine.loading import LoadedModel, _enable_checkpointing, load_model
@@ -129,8 +131,10 @@ def timed_runs(fn: Callable[[], Any], before: Callable[[], None] = lambda: None)
 def timed_train(
     trainer: Trainer, params: TrainStepParams, record: Callable[..., None], before: Callable[[], None] = lambda: None
 ) -> dict[str, Any]:
-    """Our update as it runs, then replayed from a CUDA graph (`UpdateGraphs`, as the engine runs
-    it on a GPU: its first call runs as it is, the second captures); `before` each timed call."""
+    """Our update as it runs, then replayed from a CUDA graph (`CudaGraphs`, as the engine runs
+    it on a GPU: its first call runs as it is, the second captures); `before` each timed call.
+    Last, on a GPU, the update as the seed preset runs it, reporting `kl` (`compute_kl`: a
+    reference forward, adapters off, in the same graph)."""
     metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params))
     record("train (first call)", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
     metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params), before)
@@ -138,14 +142,43 @@ def timed_train(
     if not GPU:
         record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs)
         return metrics
-    graphs = UpdateGraphs()
+    graphs = CudaGraphs()
     for call in ("first call", "second call: capture"):
         before()
         metrics, seconds, peak = timed(lambda: train_step_fused(trainer, params, graphs))
         record(f"train (CUDA graph, {call})", seconds, peak, grad_norm=round(metrics["grad_norm"], 5))
     metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, params, graphs), before)
     record("train", seconds, peak, grad_norm=round(metrics["grad_norm"], 5), runs=runs, graphs=len(graphs.graphs))
+    with_kl = params.model_copy(update={"loss": params.loss.model_copy(update={"compute_kl": True})})
+    for _ in range(2):  # first call, capture
+        before()
+        train_step_fused(trainer, with_kl, graphs)
+    kl_metrics, seconds, peak, runs = timed_runs(lambda: train_step_fused(trainer, with_kl, graphs), before)
+    record("train (compute_kl, as the seed preset)", seconds, peak, kl=kl_metrics["kl"], runs=runs)
     return metrics
+
+
+def timed_logprobs(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]], record: Callable[..., None]) -> torch.Tensor:
+    """Our logprobs pass (`completion_logprobs`, as the engine's `logprobs` runs it) as it runs,
+    then replayed from a CUDA graph on a GPU; the logprobs `[B, C]` (cut to the longest)."""
+    longest = max(len(c) for _, c in pairs)
+
+    def score(graphs: CudaGraphs | None) -> torch.Tensor:
+        return completion_logprobs(loaded, pairs, 1.0, False, graphs)[0][:, :longest]
+
+    _, seconds, peak = timed(lambda: score(None))
+    record("logprobs (first call: compiles)", seconds, peak)
+    logprobs, seconds, peak, runs = timed_runs(lambda: score(None))
+    record("logprobs (no CUDA graph)" if GPU else "logprobs", seconds, peak, runs=runs)
+    if not GPU:
+        return logprobs
+    graphs = CudaGraphs()
+    for call in ("first call", "second call: capture"):
+        _, seconds, peak = timed(lambda: score(graphs))
+        record(f"logprobs (CUDA graph, {call})", seconds, peak)
+    replayed, seconds, peak, runs = timed_runs(lambda: score(graphs).clone())
+    record("logprobs", seconds, peak, runs=runs, max_abs_vs_no_graph=float((replayed - logprobs).abs().max()))
+    return replayed
 
 
 def fast_forward(loaded: LoadedModel, fast: bool) -> None:
@@ -475,13 +508,8 @@ def main() -> None:
     completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1), runs=runs)
     ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
-    batch = make_batch(ours_pairs, loaded.device)
     fast_forward(loaded, True)  # as the engine does in fast mode
-    with torch.no_grad():
-        _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
-        record("ours", "logprobs (first call: compiles)", seconds, peak)
-        (ours_lp, _), seconds, peak, runs = timed_runs(lambda: token_logprobs(loaded.causal_lm, batch))
-    record("ours", "logprobs", seconds, peak, runs=runs)
+    ours_lp = timed_logprobs(loaded, ours_pairs, lambda *a, **k: record("ours", *a, **k))
     fast_forward(loaded, False)  # transformers' own, for the plain way
 
     # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
@@ -604,12 +632,7 @@ def mxfp4_mode(
     completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, new_tokens, settings, [], gen))
     record("generate", seconds, peak, tokens_per_s=round(total / seconds, 1), new_tokens=new_tokens, runs=runs)
     pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
-    batch = make_batch(pairs, device)
-    with torch.no_grad():
-        _, seconds, peak = timed(lambda: token_logprobs(loaded.causal_lm, batch))
-        record("logprobs (first call: compiles)", seconds, peak)
-        (lp, _), seconds, peak, runs = timed_runs(lambda: token_logprobs(loaded.causal_lm, batch))
-    record("logprobs", seconds, peak, runs=runs)
+    lp = timed_logprobs(loaded, pairs, record)
     sampled = torch.tensor([c.logprobs for c in completions], device=device)
     checks["mxfp4_sampling_vs_logprobs_mean_abs"] = float((sampled - lp).abs().mean())
     with torch.no_grad():

@@ -22,10 +22,10 @@ from .fast.attention import use_fast_attention
 from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
 from .fast.lora import use_fast_lora
-from .fast.training import UpdateGraphs, train_step_fused
+from .fast.graphs import CudaGraphs
+from .fast.training import completion_logprobs, train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
-from .logprobs import make_batch, token_logprobs
 from .optim import make_optimizer, make_scheduler
 from .params import (
     GenerateParams,
@@ -39,7 +39,7 @@ from .params import (
 )
 from .sampling import SamplingSettings
 from .saving import load_state, save
-from .training import Trainer, reference_logprobs, sft_step, train_step
+from .training import Trainer, sft_step, train_step
 
 PROTOCOL = 1
 
@@ -50,7 +50,7 @@ class Engine:
         self.generator: torch.Generator | None = None
         self.optimizer_name = ""
         self.fast_generator: FastGenerator | None = None
-        self.update_graphs: UpdateGraphs | None = None
+        self.graphs: CudaGraphs | None = None
         self.handlers: dict[str, tuple[type[BaseModel], Callable[[Any], dict[str, Any]]]] = {
             "info": (NoParams, self.info),
             "load": (LoadParams, self.load),
@@ -88,7 +88,7 @@ class Engine:
     def load(self, p: LoadParams) -> dict[str, Any]:
         self.trainer = None  # free the previous model first
         self.fast_generator = None
-        self.update_graphs = None
+        self.graphs = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -112,8 +112,8 @@ class Engine:
                 use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
-                if p.update_graphs and loaded.device.type == "cuda":  # the update replayed from CUDA graphs
-                    self.update_graphs = UpdateGraphs()
+                if p.cuda_graphs and loaded.device.type == "cuda":  # the update and logprobs replayed
+                    self.graphs = CudaGraphs()
             except ValueError as err:
                 raise EngineError("bad_request", f"fast: {err}") from err
         config = loaded.causal_lm.config
@@ -149,22 +149,20 @@ class Engine:
         return {"completions": [asdict(c) for c in completions]}
 
     def logprobs(self, p: LogprobsParams) -> dict[str, Any]:
-        loaded = self.loaded
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
-        batch = make_batch([(it.prompt, it.completion) for it in p.items], loaded.device)
+        pairs = [(it.prompt, it.completion) for it in p.items]
+        policy, reference = completion_logprobs(self.loaded, pairs, p.temperature, p.reference, self.graphs)
         lengths = [len(it.completion) for it in p.items]
-        with torch.no_grad():
-            policy, _ = token_logprobs(loaded.causal_lm, batch, p.temperature)
         result: dict[str, Any] = {"policy": _rows(policy, lengths)}
-        if p.reference:
-            result["reference"] = _rows(reference_logprobs(loaded, batch, p.temperature), lengths)
+        if reference is not None:
+            result["reference"] = _rows(reference, lengths)
         return result
 
     def train_step(self, p: TrainStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
         if self.fast_generator is None:
             return train_step(self.require(), p)
-        return train_step_fused(self.require(), p, self.update_graphs)
+        return train_step_fused(self.require(), p, self.graphs)
 
     def sft_step(self, p: SftStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])

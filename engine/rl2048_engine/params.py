@@ -49,8 +49,9 @@ class LoadParams(Strict):
     optim: OptimParams = Field(default_factory=OptimParams)
     fast: bool = False
     """gpt-oss only: CUDA-graph generation and the fused GRPO step (fast/, engine/README.md)."""
-    update_graphs: bool = True
-    """With `fast` on CUDA: the fused GRPO step replayed from CUDA graphs (`fast.training.UpdateGraphs`)."""
+    cuda_graphs: bool = True
+    """With `fast` on CUDA: the GRPO update and the logprobs pass replayed from CUDA graphs
+    (`fast.graphs.CudaGraphs`; the decode step always is)."""
     experts: Literal["bf16", "mxfp4"] = "bf16"
     """mxfp4: keep an MXFP4 folder's experts packed on the device (fast/mxfp4_experts.py)."""
 

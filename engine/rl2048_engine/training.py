@@ -20,7 +20,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from .errors import EngineError
 from .grpo import GrpoLoss, grpo_loss
 from .loading import LoadedModel
-from .logprobs import Batch, make_batch, token_logprobs
+from .logprobs import CHUNK_TOKENS, Batch, make_batch, token_logprobs
 from .params import GrpoItem, ScoredItem, SftStepParams, TrainStepParams
 
 T = TypeVar("T")
@@ -45,12 +45,21 @@ def micro_batches(items: Sequence[T], count: int) -> list[Sequence[T]]:
 
 
 @torch.no_grad()
-def reference_logprobs(loaded: LoadedModel, batch: Batch, temperature: float) -> torch.Tensor:
-    """Logprobs under the reference: the base model (adapters off) or the frozen initial copy."""
+def reference_logprobs(
+    loaded: LoadedModel,
+    batch: Batch,
+    temperature: float,
+    chunk_tokens: int = CHUNK_TOKENS,
+    attention_masks: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Logprobs under the reference: the base model (adapters off) or the frozen initial copy
+    (`token_logprobs` says what the other arguments do)."""
     if loaded.reference is not None:
-        return token_logprobs(loaded.reference, batch, temperature)[0]
-    with adapters_off(loaded):
-        return token_logprobs(loaded.causal_lm, batch, temperature)[0]
+        model, reference = loaded.reference, contextlib.nullcontext()
+    else:
+        model, reference = loaded.causal_lm, adapters_off(loaded)
+    with reference:
+        return token_logprobs(model, batch, temperature, chunk_tokens=chunk_tokens, attention_masks=attention_masks)[0]
 
 
 @contextlib.contextmanager

@@ -320,22 +320,14 @@ def test_fused_step_never_waits_on_the_device_between_forward_and_backward(
     assert metrics["grad_norm"] > 0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
-@pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
-def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
-    tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Learning rate 0: every step starts from the same weights, so each step through the graphs
-    # (warm-up, capture, replays with other inputs of the same shape, another shape in between)
-    # must give the loss, the metrics and the gradients that a fresh `UpdateGraphs` gives the same
-    # items on its first, uncaptured step. Loaded as the seed preset loads (engine fast mode).
-    from rl2048_engine.fast import training as fast_training
-    from rl2048_engine.fast.training import UpdateGraphs
-
+def seed_preset_engine(folder: Path, experts: str) -> Engine:
+    """An engine loaded as the seed preset loads (fast mode, LoRA on the attention, checkpointing,
+    embeddings offloaded) on the GPU, learning rate 0, with nonzero LoRA B (so that A gets a
+    gradient and the reference differs from the policy)."""
     engine = Engine()
     engine.load(
         engine.handlers["load"][0](
-            model=str(tiny_mxfp4_folder if experts == "mxfp4" else tiny_folder),
+            model=str(folder),
             device="cuda",
             seed=3,
             lora=ATTENTION_LORA,
@@ -346,12 +338,34 @@ def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
             optim={"lr": 0.0},
         )
     )
-    trainer, graphs = engine.require(), engine.update_graphs
-    assert graphs is not None
-    with torch.no_grad():  # nonzero LoRA B, so that A gets a gradient too
-        for name, param in trainer.loaded.model.named_parameters():
+    with torch.no_grad():
+        for name, param in engine.require().loaded.model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    return engine
+
+
+def random_ids(pairs_of_lengths: list[tuple[int, int]], seed: int) -> list[tuple[list[int], list[int]]]:
+    rng = random.Random(seed)
+    return [([rng.randrange(2000) for _ in range(p)], [rng.randrange(2000) for _ in range(c)]) for p, c in pairs_of_lengths]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
+    tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str, beta: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Learning rate 0: every step starts from the same weights, so each step through the graphs
+    # (warm-up, capture, replays with other inputs of the same shape, another shape in between)
+    # must give the loss, the metrics and the gradients that fresh `CudaGraphs` give the same
+    # items on their first, uncaptured step. With beta the reference forward is in the graph too.
+    from rl2048_engine.fast import training as fast_training
+    from rl2048_engine.fast.graphs import CudaGraphs
+
+    engine = seed_preset_engine(tiny_mxfp4_folder if experts == "mxfp4" else tiny_folder, experts)
+    trainer, graphs = engine.require(), engine.graphs
+    assert graphs is not None
     grads: list[list[torch.Tensor]] = []
     step = fast_training._optimizer_step
 
@@ -368,11 +382,11 @@ def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
             it["prompt"] = [rng.randrange(2000) for _ in it["prompt"]]
             it["completion"] = [rng.randrange(2000) for _ in it["completion"]]
             it["advantage"] = rng.uniform(-1.5, 1.5)
-        loss = {"beta": 0.0, "epsilon_high": 0.28, "delta": 1.5, "mask_truncated_completions": True}
+        loss = {"beta": beta, "epsilon_high": 0.28, "delta": 1.5, "mask_truncated_completions": True}
         return TrainStepParams.model_validate({"items": shaped, "loss": loss, "gradient_accumulation_steps": 2})
 
     def as_it_is(p: TrainStepParams) -> tuple[dict, list[torch.Tensor]]:
-        metrics = train_step_fused(trainer, p, UpdateGraphs())  # a shape's first step: not captured
+        metrics = train_step_fused(trainer, p, CudaGraphs())  # a shape's first step: not captured
         return metrics, grads[-1]
 
     for seed, shape_seed in [(1, 1), (1, 1), (2, 1), (3, 7), (4, 1)]:  # warm-up, capture, replay, other, replay
@@ -381,12 +395,43 @@ def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
         got_grads = grads[-1]
         want, want_grads = as_it_is(p)
         assert got["grad_norm"] > 0
-        for key in ("loss", "entropy", "grad_norm"):
+        assert (got["kl"] > 0) == (beta > 0)
+        for key in ("loss", "kl", "entropy", "grad_norm"):
             assert got[key] == pytest.approx(want[key], rel=1e-3), (seed, key)
         assert got["clip_ratio"] == pytest.approx(want["clip_ratio"], abs=1e-6)
         for g, w in zip(got_grads, want_grads):
             assert torch.allclose(g, w, rtol=1e-3, atol=1e-6 * float(w.abs().max()))
-    assert graphs.failed is None and len(graphs.seen) == 2 and len(graphs.graphs) == 1
+    assert not graphs.failed and len(graphs.seen) == 2 and len(graphs.graphs) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
+def test_logprobs_replayed_from_a_cuda_graph_match_the_pass_run_as_it_is(
+    tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str
+) -> None:
+    # The engine's `logprobs` (policy and reference) through its graphs: warm-up, capture, a
+    # replay with other ids of the same shape, another shape, a replay again; each call's rows
+    # equal those of fresh `CudaGraphs`' first, uncaptured call (the same padded batch), cut to
+    # each completion's length.
+    from rl2048_engine.fast.graphs import CudaGraphs
+    from rl2048_engine.fast.training import completion_logprobs
+
+    engine = seed_preset_engine(tiny_mxfp4_folder if experts == "mxfp4" else tiny_folder, experts)
+    loaded, graphs = engine.require().loaded, engine.graphs
+    assert graphs is not None
+    lengths = {1: [(30, 40), (30, 17), (25, 40)], 7: [(50, 9), (12, 60)]}
+    for seed, shape in [(1, 1), (1, 1), (2, 1), (3, 7), (4, 1)]:
+        pairs = random_ids(lengths[shape], seed)
+        got = engine.logprobs(engine.handlers["logprobs"][0](
+            items=[{"prompt": p, "completion": c} for p, c in pairs], temperature=0.7, reference=True
+        ))
+        policy, reference = completion_logprobs(loaded, pairs, 0.7, True, CudaGraphs())
+        assert reference is not None
+        for row, (_, completion) in enumerate(pairs):
+            assert got["policy"][row] == pytest.approx(policy[row, : len(completion)].tolist(), abs=1e-5), seed
+            assert got["reference"][row] == pytest.approx(reference[row, : len(completion)].tolist(), abs=1e-5), seed
+        assert got["policy"] != got["reference"]
+    assert not graphs.failed and len(graphs.seen) == 2 and len(graphs.graphs) == 1
 
 
 def test_attention_masks_and_a_padded_batch_give_the_same_logprobs(tiny_folder: Path) -> None:
@@ -420,7 +465,7 @@ def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(
     # On the CPU every capture fails (there are no CUDA graphs): a shape's second step tries,
     # says so once on stderr and runs as it is, as do the steps after it, with the results of the
     # unpadded step (learning rate 0: every step starts from the same weights).
-    from rl2048_engine.fast.training import UpdateGraphs
+    from rl2048_engine.fast.graphs import CudaGraphs
 
     engine = Engine()
     engine.load(
@@ -428,8 +473,8 @@ def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(
             model=str(tiny_folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA, fast=True, optim={"lr": 0.0}
         )
     )
-    trainer, graphs = engine.require(), UpdateGraphs()
-    assert engine.update_graphs is None  # the engine makes them on CUDA only
+    trainer, graphs = engine.require(), CudaGraphs()
+    assert engine.graphs is None  # the engine makes them on CUDA only
     with torch.no_grad():
         for name, param in trainer.loaded.model.named_parameters():
             if "lora_B" in name:
@@ -440,5 +485,19 @@ def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(
         got = train_step_fused(trainer, params, graphs)
         for key in ("loss", "kl", "entropy", "grad_norm"):
             assert got[key] == pytest.approx(want[key], rel=1e-4), key
-    assert graphs.failed is not None and not graphs.graphs
+    assert list(graphs.failed) == ["the update"] and not graphs.graphs
     assert capsys.readouterr().err.count("CUDA graphs for the update turned off") == 1
+
+    # The logprobs pass, through the engine: its own kind fails once and says so, as above.
+    request = engine.handlers["logprobs"][0](
+        items=[{"prompt": p, "completion": c} for p, c in random_ids([(20, 30), (9, 14)], seed=5)], reference=True
+    )
+    want_lp = engine.logprobs(request)
+    engine.graphs = graphs
+    for _ in range(3):
+        got_lp = engine.logprobs(request)
+        for key in ("policy", "reference"):
+            for got_row, want_row in zip(got_lp[key], want_lp[key], strict=True):
+                assert got_row == pytest.approx(want_row, abs=1e-5)
+    assert sorted(graphs.failed) == ["the logprobs pass", "the update"] and not graphs.graphs
+    assert capsys.readouterr().err.count("CUDA graphs for the logprobs pass turned off") == 1

@@ -83,8 +83,8 @@ export interface LoadParams {
   cpu_threads?: number;
   /** gpt-oss: CUDA-graph decode and the fused GRPO step. */
   fast?: boolean;
-  /** With `fast` on CUDA: the GRPO update replayed from CUDA graphs (default true). */
-  update_graphs?: boolean;
+  /** With `fast` on CUDA: the GRPO update and the logprobs pass replayed from CUDA graphs (default true). */
+  cuda_graphs?: boolean;
   /** `mxfp4`: an MXFP4 folder's experts stay packed on the device. */
   experts?: "bf16" | "mxfp4";
 }

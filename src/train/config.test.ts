@@ -15,10 +15,10 @@ function file(name: string, text: string): string {
 describe("presets", () => {
   it("seed runs the engine's fast paths, the update from CUDA graphs, unless turned off", () => {
     const c = resolveConfig({ preset: "seed" });
-    expect(c.model).toMatchObject({ fast: true, update_graphs: true });
-    expect(loadParams(c, "/m")).toMatchObject({ fast: true, update_graphs: true });
-    const off = resolveConfig({ preset: "seed", sets: ["model.update_graphs=false"] });
-    expect(loadParams(off, "/m")).toMatchObject({ fast: true, update_graphs: false });
+    expect(c.model).toMatchObject({ fast: true, cuda_graphs: true });
+    expect(loadParams(c, "/m")).toMatchObject({ fast: true, cuda_graphs: true });
+    const off = resolveConfig({ preset: "seed", sets: ["model.cuda_graphs=false"] });
+    expect(loadParams(off, "/m")).toMatchObject({ fast: true, cuda_graphs: false });
   });
 
   it("seed is the seed's run", () => {

@@ -35,9 +35,10 @@ const modelSchema = z.strictObject({
   load_in_4bit: z.boolean().default(false),
   /** gpt-oss: the engine's fast paths (CUDA-graph decode, fused GRPO step; engine/README.md). */
   fast: z.boolean().default(false),
-  /** With `fast` on a GPU: replay the GRPO update from CUDA graphs (faster; keeps the update's
-   * temporaries reserved between steps, about 0.9 GiB for gpt-oss-20b in MXFP4 mode). */
-  update_graphs: z.boolean().default(true),
+  /** With `fast` on a GPU: replay the GRPO update (with its reference forward) and the logprobs
+   * pass from CUDA graphs (faster; keeps their temporaries reserved between steps, about 0.9 GiB
+   * for gpt-oss-20b in MXFP4 mode). The decode step replays from one either way. */
+  cuda_graphs: z.boolean().default(true),
   max_seq_length: positiveInt.default(768),
   offload_embeddings: z.boolean().default(false),
   gradient_checkpointing: z.boolean().default(false),

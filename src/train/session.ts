@@ -55,7 +55,7 @@ export function loadParams(config: TrainConfig, modelDir: string): LoadParams {
     offload_embeddings: model.offload_embeddings,
     ...(model.cpu_threads ? { cpu_threads: model.cpu_threads } : {}),
     fast: model.fast,
-    update_graphs: model.update_graphs,
+    cuda_graphs: model.cuda_graphs,
     experts: model.load_in_4bit && hasMxfp4Experts(modelDir) ? "mxfp4" : "bf16",
     optim: {
       lr: training.learning_rate,

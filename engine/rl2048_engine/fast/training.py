@@ -15,22 +15,22 @@ Nothing between the first kernel of the forward and the end of the backward wait
 the host queues the backward while the GPU is still in the forward.
 
 Even so, for gpt-oss-20b the host takes longer to launch the update's ten thousand kernels
-(forward, checkpointed recompute, backward) than the GPU takes to run them. `UpdateGraphs`
-captures the forward, the loss and the backward in a CUDA graph per batch shape and replays it:
-the batch is padded to multiples of `GRAPH_PADDING` tokens so that shapes repeat (the padding is
-masked out of the loss). A shape's first step runs as it is (it compiles and warms up), its
-second is captured, later ones replay. The gradients land in the same tensors at every replay;
-clipping and the optimizer run outside the graph.
+(forward, checkpointed recompute, backward) than the GPU takes to run them. Given a
+`graphs.CudaGraphs`, the update (the reference forward, the forward, the loss and the backward)
+is captured in a CUDA graph per batch shape and replayed: the batch is padded to multiples of
+`GRAPH_PADDING` tokens so that shapes repeat (the padding is masked out of the loss), and the
+gradients land in the same tensors at every replay; clipping and the optimizer run outside the
+graph. `completion_logprobs` does the same for the scoring forward of the engine's `logprobs`.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
 
 from ..grpo import grpo_loss
+from ..loading import LoadedModel
 from ..logprobs import Batch, make_batch, token_logprobs
 from ..params import LossParams, TrainStepParams
 from ..training import (
@@ -45,15 +45,14 @@ from ..training import (
     reference_logprobs,
 )
 from .attention import attention_masks
+from .graphs import CudaGraphs
 
 HEAD_CHUNK_TOKENS = 256
 """Completion positions per LM-head chunk: float32 logits of 201k tokens are 0.8 GB per 1024
 positions, and log-softmax and its backward hold a few such; 256 keeps the step's peak low
 (MXFP4 mode fits in 16 GB) at a few more, still large, matmuls."""
 GRAPH_PADDING = 16
-"""With `UpdateGraphs`, batch widths and completion lengths are padded to multiples of this."""
-MAX_GRAPHS = 16
-"""Captured shapes kept; a shape past these runs without a graph."""
+"""With CUDA graphs, batch widths and completion lengths are padded to multiples of this."""
 
 
 @dataclass
@@ -65,16 +64,14 @@ class UpdateInputs:
     mask: torch.Tensor  # [B, C] the completion tokens that count (truncated ones may not)
     old: OldLogprobs | None
     advantages: torch.Tensor  # [B]
-    ref: torch.Tensor | None  # [B, C] reference logprobs, when the loss or the metrics need them
 
     def tensors(self) -> list[torch.Tensor]:
         b = self.batch
         out = [b.input_ids, b.attention_mask, b.targets, b.source, b.completion_mask, b.valid, self.mask, self.advantages]
-        out += list((self.attention_masks or {}).values()) + list(self.old or ())
-        return out + ([] if self.ref is None else [self.ref])
+        return out + list((self.attention_masks or {}).values()) + list(self.old or ())
 
 
-def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: UpdateGraphs | None = None) -> dict[str, object]:
+def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: CudaGraphs | None = None) -> dict[str, object]:
     _check_trainable(trainer)
     cfg = params.loss
     loaded = trainer.loaded
@@ -92,12 +89,16 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: UpdateGr
             mask=batch.completion_mask * torch.tensor(keep, device=loaded.device).unsqueeze(1),
             old=given_old_logprobs(items, batch.targets.shape[1], loaded.device),
             advantages=torch.tensor([it.advantage for it in items], device=loaded.device),
-            ref=reference_logprobs(loaded, batch, cfg.temperature) if cfg.wants_kl() else None,
         )
+
+        def update(inputs: UpdateInputs) -> tuple[torch.Tensor, GrpoMetrics]:
+            return forward_backward(trainer, inputs, cfg, micro)
+
         if graphs is None:
-            total, metrics = forward_backward(trainer, inputs, cfg, micro)
+            total, metrics = update(inputs)
         else:
-            total, metrics = graphs.forward_backward(trainer, inputs, cfg, micro)
+            settings = (inputs.old is None, tuple(micro), cfg.model_dump_json())
+            total, metrics = graphs.run("the update", settings, update, inputs, lambda: _gradients_in_place(trainer, graphs))
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
         trainer.optimizer.zero_grad(set_to_none=True)
@@ -111,6 +112,9 @@ def forward_backward(
     trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
 ) -> tuple[torch.Tensor, GrpoMetrics]:
     """The loss of every micro-batch (`micro`: their rows) summed, and its backward."""
+    ref = None
+    if cfg.wants_kl():
+        ref = reference_logprobs(trainer.loaded, inputs.batch, cfg.temperature, HEAD_CHUNK_TOKENS, inputs.attention_masks)
     logprobs, entropy = token_logprobs(
         trainer.loaded.causal_lm,
         inputs.batch,
@@ -129,7 +133,7 @@ def forward_backward(
         out = grpo_loss(
             logprobs=logprobs[start:end],
             old_logprobs=None if old is None else old[start:end],
-            ref_logprobs=None if inputs.ref is None else inputs.ref[start:end],
+            ref_logprobs=None if ref is None else ref[start:end],
             advantages=inputs.advantages[start:end],
             mask=inputs.mask[start:end],
             entropy=entropy[start:end],
@@ -143,69 +147,42 @@ def forward_backward(
     return total, metrics
 
 
+def _gradients_in_place(trainer: Trainer, graphs: CudaGraphs) -> None:
+    """Every trainable parameter's `.grad` set to a static tensor (kept on `graphs`), zeroed: the
+    backward adds into it, in place, captured or replayed (the optimizer step drops `.grad`)."""
+    params = trainer.loaded.trainable
+    grads = graphs.buffers.setdefault("gradients", [torch.zeros_like(p) for p in params])
+    for p, grad in zip(params, grads, strict=True):
+        p.grad = grad
+    torch._foreach_zero_(grads)
+
+
 @dataclass
-class _Captured:
-    graph: torch.cuda.CUDAGraph
-    inputs: UpdateInputs  # the tensors the graph reads: each step's are copied into them
-    total: torch.Tensor
-    metrics: GrpoMetrics
+class ScoringInputs:
+    batch: Batch
+    attention_masks: dict[str, torch.Tensor] | None
+
+    def tensors(self) -> list[torch.Tensor]:
+        b = self.batch
+        return [b.input_ids, b.attention_mask, b.source, b.targets, b.valid, *(self.attention_masks or {}).values()]
 
 
-class UpdateGraphs:
-    """`forward_backward` captured in a CUDA graph per batch shape (and loss settings), replayed.
+@torch.no_grad()
+def completion_logprobs(
+    loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]], temperature: float, reference: bool, graphs: CudaGraphs | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The completions' logprobs `[B, C]` under the policy (and the reference with `reference`);
+    with `graphs`, replayed from a CUDA graph per batch shape (columns past a completion's end
+    hold padding: cut each row to its length)."""
+    batch = make_batch(pairs, loaded.device, GRAPH_PADDING if graphs is not None else 1)
+    inputs = ScoringInputs(batch, attention_masks(loaded.causal_lm, batch.attention_mask))
 
-    All graphs share one memory pool (they never run at once) and write the gradients into the
-    same tensors, which the parameters get back before each replay (the optimizer drops them).
-    If a capture fails, the graphs are turned off and the steps run as they are, saying so once."""
+    def score(inputs: ScoringInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        policy, _ = token_logprobs(loaded.causal_lm, inputs.batch, temperature, attention_masks=inputs.attention_masks)
+        if not reference:
+            return policy, None
+        return policy, reference_logprobs(loaded, inputs.batch, temperature, attention_masks=inputs.attention_masks)
 
-    def __init__(self) -> None:
-        self.pool: tuple[int, int] | None = None  # made at the first capture
-        self.graphs: dict[tuple, _Captured] = {}
-        self.seen: set[tuple] = set()
-        self.grads: list[torch.Tensor] = []
-        self.failed: str | None = None
-
-    def forward_backward(
-        self, trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
-    ) -> tuple[torch.Tensor, GrpoMetrics]:
-        key = (tuple(t.shape for t in inputs.tensors()), inputs.old is None, inputs.ref is None, tuple(micro), cfg.model_dump_json())
-        captured = self.graphs.get(key)
-        if captured is None:
-            if self.failed or key not in self.seen or len(self.graphs) >= MAX_GRAPHS:
-                self.seen.add(key)  # first time: as it is, which compiles and warms up
-                return forward_backward(trainer, inputs, cfg, micro)
-            try:
-                captured = self._capture(trainer, inputs, cfg, micro)
-            except RuntimeError as err:
-                self.failed = str(err)
-                print(f"engine: CUDA graphs for the update turned off: {err}", file=sys.stderr, flush=True)
-                trainer.optimizer.zero_grad(set_to_none=True)
-                return forward_backward(trainer, inputs, cfg, micro)
-            self.graphs[key] = captured
-        else:
-            for static, new in zip(captured.inputs.tensors(), inputs.tensors()):
-                static.copy_(new)
-        self._gradients_in_place(trainer)
-        captured.graph.replay()
-        return captured.total, captured.metrics
-
-    def _capture(
-        self, trainer: Trainer, inputs: UpdateInputs, cfg: LossParams, micro: list[tuple[int, int]]
-    ) -> _Captured:
-        self._gradients_in_place(trainer)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            total, metrics = forward_backward(trainer, inputs, cfg, micro)
-        return _Captured(graph, inputs, total, metrics)
-
-    def _gradients_in_place(self, trainer: Trainer) -> None:
-        """Every trainable parameter's `.grad` set to its static tensor, zeroed: the backward adds
-        into it, in place, captured or replayed."""
-        params = trainer.loaded.trainable
-        if not self.grads:
-            self.grads = [torch.zeros_like(p) for p in params]
-        for p, grad in zip(params, self.grads):
-            p.grad = grad
-        torch._foreach_zero_(self.grads)
+    if graphs is None:
+        return score(inputs)
+    return graphs.run("the logprobs pass", (temperature, reference), score, inputs)

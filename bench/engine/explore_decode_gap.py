@@ -1,0 +1,63 @@
+"""Where a decode step's time goes besides the captured step: the graph replays alone, sampling
+alone, and the whole generate loop (MXFP4 mode, the seed's 8 rows, 200 tokens).
+
+    PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from bench_step import NEW_TOKENS, N, PROMPT_LEN, PROMPTS, load_mxfp4_mode
+from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.init_model import init_model
+from rl2048_engine.sampling import SamplingSettings, sample_next
+
+
+def seconds(fn, repeats: int = 3) -> float:
+    runs = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        runs.append(time.perf_counter() - start)
+    return sorted(runs)[len(runs) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    if not args.folder.exists():
+        init_model(args.folder, "20b", mxfp4=True)
+    loaded = load_mxfp4_mode(args.folder, device)
+    fast = FastGenerator(loaded.causal_lm)
+    rng = random.Random(0)
+    prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    settings = SamplingSettings(temperature=1.0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)  # compiles, captures
+    state = fast.state
+    assert state is not None and state.graph is not None and state.logits is not None
+    logits = state.logits.clone()
+    out = {
+        "generate_s": seconds(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)),
+        "prefill_only_s": seconds(lambda: fast.generate(prompts, N, 1, settings, [], gen)),
+        "replays_only_s": seconds(lambda: [state.graph.replay() for _ in range(NEW_TOKENS - 1)]),
+        "sampling_only_s": seconds(lambda: [sample_next(logits, settings, gen) for _ in range(NEW_TOKENS)]),
+    }
+    out["rest_s"] = out["generate_s"] - out["prefill_only_s"] - out["replays_only_s"]
+    out["replay_ms_per_token"] = 1000 * out["replays_only_s"] / (NEW_TOKENS - 1)
+    print(json.dumps({k: round(v, 4) for k, v in out.items()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
