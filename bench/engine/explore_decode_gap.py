@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from bench_step import NEW_TOKENS, N, PROMPT_LEN, PROMPTS, load_mxfp4_mode
 from rl2048_engine.fast.generation import FastGenerator
@@ -57,6 +58,26 @@ def main() -> None:
     out["rest_s"] = out["generate_s"] - out["prefill_only_s"] - out["replays_only_s"]
     out["replay_ms_per_token"] = 1000 * out["replays_only_s"] / (NEW_TOKENS - 1)
     print(json.dumps({k: round(v, 4) for k, v in out.items()}), flush=True)
+
+    # GPU time by kernel in the prefill (a 1-token generate) and in the sampling calls.
+    for name, fn in (
+        ("prefill", lambda: fast.generate(prompts, N, 1, settings, [], gen)),
+        ("sampling x 200", lambda: [sample_next(logits, settings, gen) for _ in range(NEW_TOKENS)]),
+    ):
+        fn()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+        total = sum(e.self_device_time_total for e in events)
+        top = sorted(events, key=lambda e: -e.self_device_time_total)[:12]
+        print(json.dumps({
+            "profile": name,
+            "gpu_ms": round(total / 1000, 2),
+            "kernels": sum(e.count for e in events),
+            "top": [(e.key[:70], e.count, round(e.self_device_time_total / 1000, 2)) for e in top],
+        }), flush=True)
 
 
 if __name__ == "__main__":
