@@ -1,5 +1,6 @@
-"""Where a decode step's time goes besides the captured step: the graph replays alone, sampling
-alone, and the whole generate loop (MXFP4 mode, the seed's 8 rows, 200 tokens).
+"""Where a generate call's time goes: the prefill, the decode step's graph replayed alone, the
+token step's graph (fused sampling, recording, decode) replayed alone, sampling alone
+(`sample_next`), and the whole call (MXFP4 mode, the seed's 8 rows, 200 tokens).
 
     PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
 """
@@ -47,12 +48,14 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(0)
     fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)  # compiles, captures
     state = fast.state
-    assert state is not None and state.graph is not None and state.logits is not None
+    assert state is not None and state.token_graph is not None
     logits = state.logits.clone()
+    decode = fast._capture(state, lambda: fast._step(state))
     out = {
         "generate_s": seconds(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)),
         "prefill_only_s": seconds(lambda: fast.generate(prompts, N, 1, settings, [], gen)),
-        "replays_only_s": seconds(lambda: [state.graph.replay() for _ in range(NEW_TOKENS - 1)]),
+        "replays_only_s": seconds(lambda: [decode.replay() for _ in range(NEW_TOKENS - 1)]),
+        "token_replays_s": seconds(lambda: [state.step.zero_()] + [state.token_graph.replay() for _ in range(NEW_TOKENS - 1)]),
         "sampling_only_s": seconds(lambda: [sample_next(logits, settings, gen) for _ in range(NEW_TOKENS)]),
     }
     out["rest_s"] = out["generate_s"] - out["prefill_only_s"] - out["replays_only_s"]
@@ -63,6 +66,7 @@ def main() -> None:
     for name, fn in (
         ("prefill", lambda: fast.generate(prompts, N, 1, settings, [], gen)),
         ("sampling x 200", lambda: [sample_next(logits, settings, gen) for _ in range(NEW_TOKENS)]),
+        ("fused sampler x 200", lambda: [fast._fused_sample(state) for _ in range(NEW_TOKENS)]),
     ):
         fn()
         torch.cuda.synchronize()

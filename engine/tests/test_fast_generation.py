@@ -164,3 +164,42 @@ def test_compiled_layer_functions_match_the_eager_ones(loaded: LoadedModel, fold
     assert [c.ids for c in compiled] == [c.ids for c in eager]
     for a, b in zip(compiled, eager):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("top_p", [1.0, 0.9], ids=["fused sampler, token graph", "sample_next, decode graph"])
+def test_replayed_token_steps_match_the_steps_run_as_they_are(tiny_folder: Path, top_p: float) -> None:
+    # On the GPU, the seed's settings (temperature only) take the fused sampler and replay the
+    # whole token step; top-p takes `sample_next` between replays of the decode step. Either way
+    # the same generator state gives the tokens of the same steps run as they are (no graph),
+    # stops end rows in the graph as outside it, and the logprobs are the scored ones.
+    loaded = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cuda", lora=ATTENTION_LORA))
+    with torch.no_grad():
+        for name, param in loaded.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.05)
+    rows = prompts([30, 12, 21], seed=3)
+    settings = SamplingSettings(temperature=0.7, top_p=top_p)
+    replayed, as_they_are = FastGenerator(loaded.causal_lm), FastGenerator(loaded.causal_lm, use_graph=False)
+
+    def sample(generator: FastGenerator, stops: list[int], seed: int = 5) -> list:
+        return generator.generate(rows, 2, 40, settings, stops, torch.Generator(device="cuda").manual_seed(seed))
+
+    stops: list[int] = []
+    for seed in (5, 6, 6):  # a second call replays the graph captured by the first; the third stops
+        got, want = sample(replayed, stops, seed), sample(as_they_are, stops, seed)
+        assert [c.ids for c in got] == [c.ids for c in want]
+        assert [c.finish_reason for c in got] == [c.finish_reason for c in want]
+        for a, b in zip(got, want):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+        stops = [got[0].ids[5], got[3].ids[9], 1]  # tokens these rows sample, so that they stop
+    state = replayed.state
+    assert state is not None and (state.token_graph is not None) == (top_p == 1.0)
+    assert (state.decode_graph is not None) == (top_p != 1.0)
+    assert any(c.finish_reason == "stop" for c in got), "some row stopped"
+
+    batch = make_batch([(rows[c.prompt_index], c.ids) for c in got], loaded.device)
+    with torch.no_grad():
+        scored, _ = token_logprobs(loaded.causal_lm, batch, 0.7)
+    for c, row in zip(got, scored.tolist()):
+        assert row[: len(c.ids)] == pytest.approx(c.logprobs, abs=1e-3)

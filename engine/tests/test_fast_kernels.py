@@ -221,6 +221,48 @@ def check_routing() -> None:
         assert torch.allclose(got.weight, want.weight, rtol=1e-5, atol=1e-6), f"routing weight {tokens}x{experts}"
 
 
+def check_sampler(device: str) -> None:
+    """The fused sampler against `log_softmax` (logprobs, greedy ids) and against the softmax it
+    draws from (how often each token comes out over many steps); same seed and step, same token."""
+    from rl2048_engine.fast import sampler
+
+    gen = torch.Generator().manual_seed(0)
+    chunk = sampler.CHUNK if device == "cuda" else 64  # the interpreter is slow: small chunks
+    rows, vocab = 3, 2 * chunk + 37  # three chunks, the last one partly past the vocabulary
+    logits = (torch.randn(rows, vocab, generator=gen) * 2).to(device)
+    logits[1, 5] = logits[2, vocab - 1] = 40.0  # rows 1 and 2 pick these tokens almost surely
+
+    def one(value: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.tensor([value], dtype=dtype, device=device)
+
+    ids, logprobs = sampler.sample(logits, one(1.0), one(0.0), one(0, torch.long), one(0, torch.long), chunk)  # greedy
+    want = torch.log_softmax(logits, dim=-1)
+    assert torch.equal(ids, logits.argmax(-1)), "greedy ids"
+    assert torch.allclose(logprobs, want.gather(-1, ids.unsqueeze(-1)).squeeze(-1), atol=1e-5), "greedy logprobs"
+
+    tempered = torch.log_softmax(logits / 0.7, dim=-1)
+    draws = []
+    for step in range(20):
+        ids, logprobs = sampler.sample(logits, one(1 / 0.7), one(1.0), one(7, torch.long), one(step, torch.long), chunk)
+        assert torch.allclose(logprobs, tempered.gather(-1, ids.unsqueeze(-1)).squeeze(-1), atol=1e-5), "logprobs"
+        draws.append(ids)
+    again, _ = sampler.sample(logits, one(1 / 0.7), one(1.0), one(7, torch.long), one(0, torch.long), chunk)
+    assert torch.equal(again, draws[0]), "same seed and step, same tokens"
+    assert len({tuple(d.tolist()) for d in draws}) > 1, "another step, other tokens"
+    draws_ = torch.stack(draws).cpu()
+    assert (draws_[:, 1] == 5).all() and (draws_[:, 2] == vocab - 1).all(), "near-certain tokens"
+    # Many rows of logits that put 0.5, 0.3 and 0.2 on three tokens, one in each chunk: each row
+    # draws from its own random numbers.
+    rows = 400 if device == "cpu" else 20000
+    tokens = [3, chunk + 1, vocab - 2]
+    small = torch.full((rows, vocab), -1e4, device=device)
+    small[:, tokens] = torch.tensor([0.5, 0.3, 0.2], device=device).log()
+    ids, _ = sampler.sample(small, one(1.0), one(1.0), one(11, torch.long), one(0, torch.long), chunk)
+    share = torch.stack([(ids == t).float().mean() for t in tokens]).cpu()
+    bound = 4 * (0.25 / rows) ** 0.5  # four standard deviations at worst
+    assert (share - torch.tensor([0.5, 0.3, 0.2])).abs().max() < bound, f"shares {share.tolist()}"
+
+
 def in_interpreter(*args: str) -> None:
     """Run this file with `args` in a child Python under Triton's CPU interpreter."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -287,8 +329,20 @@ def test_decode_routing_kernel_matches_top_k_and_route() -> None:
     in_interpreter("routing")
 
 
+@needs_triton
+def test_fused_sampler_draws_from_the_softmax() -> None:
+    in_interpreter("sampler")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled kernels")
+def test_compiled_fused_sampler_draws_from_the_softmax_on_the_gpu() -> None:
+    check_sampler("cuda")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["edges"]:
+    if sys.argv[1:] == ["sampler"]:
+        check_sampler("cpu")
+    elif sys.argv[1:] == ["edges"]:
         check_edges()
     elif sys.argv[1:] == ["attention"]:
         check_attention()

@@ -1,23 +1,26 @@
-"""Fast batched generation: prefill once, then a decode step replayed from a CUDA graph.
+"""Fast batched generation: prefill once, then each token's step replayed from a CUDA graph.
 
 Same contract as `generation.generate` (prompt-major rows, stop tokens kept, `finish_reason`,
-logprobs under the tempered distribution, seeded sampling with `sampling.sample_next`). What
-changes is how a step runs:
+logprobs under the tempered distribution, seeded sampling). What changes is how a step runs:
 
 - a static KV cache (`forward.KVCache`) sized once per batch shape, so shapes never change;
 - on CUDA the decode step (all layers, final norm, LM head for the last position) runs the
   layer functions through `torch.compile` (`compiled`), which fuses most of its small kernels,
   and is captured once in a CUDA graph and replayed: one launch per token instead of hundreds;
-- sampling stays on the GPU; the host looks at the stop flags only every `CHECK_EVERY` steps.
+- for plain temperature sampling on CUDA (the seed's settings) the token is drawn by the fused
+  sampler (`sampler.py`) and the whole token step (sample, record the token, embed it, decode)
+  is one graph; with top-k, top-p or min-p, `sampling.sample_next` runs between the replays of
+  the decode step. Either way the host looks at the stop flags only every `CHECK_EVERY` steps.
 
-The graph and cache are kept for the next call with the same batch and cache size (sizes are
+The graphs and cache are kept for the next call with the same batch and cache size (sizes are
 rounded up to `SLOT_ROUNDING` so that they repeat); LoRA weights updated in place by the
-optimizer are seen by the graph, since it reads the parameters' own memory (with `fold_lora`,
+optimizer are seen by the graphs, since they read the parameters' own memory (with `fold_lora`,
 the folded projections, which each call rewrites in place).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,25 +29,42 @@ from transformers import PreTrainedModel
 from ..generation import Completion, left_pad
 from ..logprobs import round_up
 from ..sampling import SamplingSettings, sample_next
+from . import sampler
 from .forward import EAGER, GptOssRunner, KVCache, compiled_functions
 
 CHECK_EVERY = 16
 """Decode steps between two looks (a host sync) at whether every row has stopped."""
 SLOT_ROUNDING = 64
+STOP_SLOTS = 16
+"""Stop ids the state holds (more take a state with room for them, a multiple of this)."""
 
 
 @dataclass
 class _DecodeState:
-    """Static buffers the captured step reads and writes."""
+    """Static buffers the captured steps read and write: the cache and the decode step's inputs
+    and output, and what a token step records (the sampled ids, their logprobs, the rows'
+    lengths and whether each has stopped)."""
 
     cache: KVCache
     cos: torch.Tensor  # [T, D/2] rope table
     sin: torch.Tensor
     pad: torch.Tensor  # [B] left padding of each row
-    slot: torch.Tensor  # [1] cache slot the step writes
+    width: torch.Tensor  # [1] the prompts' padded width
+    slot: torch.Tensor  # [1] cache slot the decode step writes (width + step)
     hidden: torch.Tensor  # [B, 1, H] embedded input token
-    logits: torch.Tensor | None = None  # [B, V] output
-    graph: torch.cuda.CUDAGraph | None = None
+    logits: torch.Tensor  # [B, V] float32: the logits the next token is sampled from
+    step: torch.Tensor  # [1] the token being sampled
+    ids: torch.Tensor  # [B, T] sampled ids (pad_id once a row stopped)
+    logprobs: torch.Tensor  # [B, T] their logprobs
+    lengths: torch.Tensor  # [B]
+    done: torch.Tensor  # [B] bool
+    stops: torch.Tensor  # [S] stop ids, -1 past the given ones
+    pad_id: torch.Tensor  # [1]
+    seed: torch.Tensor  # [1] int64: with `step`, the key of the fused sampler's random numbers
+    inv_temperature: torch.Tensor  # [1] float32
+    noise: torch.Tensor  # [1] float32: 1 to sample, 0 for greedy
+    decode_graph: torch.cuda.CUDAGraph | None = None  # the decode step
+    token_graph: torch.cuda.CUDAGraph | None = None  # sampling (fused sampler), recording, decode step
 
 
 class FastGenerator:
@@ -79,13 +99,20 @@ class FastGenerator:
         runner, device = self.runner, self.runner.device
         runner.refresh()  # the weights may have changed since the last call
         rows = [p for p in prompts for _ in range(n)]
-        batch = len(rows)
         pad_id = stop_token_ids[0] if stop_token_ids else 0
         ids, mask = left_pad(rows, pad_id, device)
         width = ids.shape[1]
         slots = round_up(width + max_new_tokens, SLOT_ROUNDING)
-        state = self._state(batch, slots)
-        state.pad.copy_((mask == 0).sum(-1))
+        state = self._state(len(rows), slots, round_up(max(len(stop_token_ids), 1), STOP_SLOTS))
+        # The fused sampler on CUDA for plain temperature sampling: then a whole token step
+        # (sample, record, decode) replays from one graph; else `sample_next` runs eagerly.
+        fused = device.type == "cuda" and sampler.applies(settings)
+        if self.use_graph:  # captured before the call's values are set: the warm-ups may write them
+            if fused and state.token_graph is None:
+                state.token_graph = self._capture(state, lambda: self._token(state, self._fused_sample))
+            if not fused and state.decode_graph is None:
+                state.decode_graph = self._capture(state, lambda: self._step(state))
+        self._start(state, mask, width, stop_token_ids, pad_id, settings, generator)
 
         # Prefill: the whole prompt in one pass; logits for the last position only.
         positions = (torch.arange(width, device=device).unsqueeze(0) - state.pad.unsqueeze(1)).clamp(min=0)
@@ -99,28 +126,28 @@ class FastGenerator:
             state.cache,
             self.prefill_fns,
         )
-        logits = runner.logits(hidden)
+        state.logits.copy_(runner.logits(hidden))
 
-        stops = torch.tensor(stop_token_ids or [-1], device=device)
-        out_ids = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-        out_logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
-        lengths = torch.zeros(batch, dtype=torch.long, device=device)
-        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        def sample_eagerly(state: _DecodeState) -> tuple[torch.Tensor, torch.Tensor]:
+            return sample_next(state.logits, settings, generator)
+
+        sample = self._fused_sample if fused else sample_eagerly
         for step in range(max_new_tokens):
-            next_ids, next_logprobs = sample_next(logits, settings, generator)
-            next_ids = torch.where(done, pad_id, next_ids)
-            out_ids[:, step] = next_ids
-            out_logprobs[:, step] = next_logprobs
-            lengths += (~done).long()
-            done |= torch.isin(next_ids, stops)
-            last = step == max_new_tokens - 1
-            if last or ((step + 1) % CHECK_EVERY == 0 and bool(done.all())):
+            if step == max_new_tokens - 1:
+                self._record(state, sample)  # the last token: no decode step after it
                 break
-            state.hidden.copy_(runner.embed(next_ids.unsqueeze(1)))
-            state.slot.fill_(width + step)
-            logits = self._decode(state)
+            if state.token_graph is not None and fused:
+                state.token_graph.replay()
+            else:
+                self._record(state, sample)
+                if state.decode_graph is not None:
+                    state.decode_graph.replay()
+                else:
+                    self._step(state)
+            if (step + 1) % CHECK_EVERY == 0 and bool(state.done.all()):
+                break
 
-        ids_list, lp_list = out_ids.tolist(), out_logprobs.tolist()
+        ids_list, lp_list = state.ids[:, :max_new_tokens].tolist(), state.logprobs[:, :max_new_tokens].tolist()
         return [
             Completion(
                 prompt_index=row // n,
@@ -128,28 +155,92 @@ class FastGenerator:
                 logprobs=lp_list[row][:length],
                 finish_reason="stop" if stopped else "length",
             )
-            for row, (length, stopped) in enumerate(zip(lengths.tolist(), done.tolist()))
+            for row, (length, stopped) in enumerate(zip(state.lengths.tolist(), state.done.tolist()))
         ]
 
-    def _state(self, batch: int, slots: int) -> _DecodeState:
+    def _state(self, batch: int, slots: int, stop_slots: int) -> _DecodeState:
         state = self.state
-        if state is not None and state.pad.shape[0] == batch and state.cache.slots == slots:
+        if state is not None and state.pad.shape[0] == batch and state.cache.slots == slots and state.stops.shape[0] == stop_slots:
             return state
-        self.state = None  # free the old cache and graph before allocating new ones
+        self.state = None  # free the old cache and graphs before allocating new ones
         runner, device = self.runner, self.runner.device
         cos, sin = runner.rope_table(slots)
-        hidden_size = runner.embed.weight.shape[1]
+        hidden_size, vocab = runner.embed.weight.shape[1], runner.head.weight.shape[0]
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.long) -> torch.Tensor:
+            return torch.zeros(shape, dtype=dtype, device=device)
+
         self.state = _DecodeState(
             cache=KVCache.empty(runner, batch, slots),
             cos=cos,
             sin=sin,
-            pad=torch.zeros(batch, dtype=torch.long, device=device),
-            slot=torch.full((1,), slots - 1, dtype=torch.long, device=device),
-            hidden=torch.zeros((batch, 1, hidden_size), dtype=runner.dtype, device=device),
+            pad=zeros(batch),
+            width=zeros(1),
+            slot=zeros(1),
+            hidden=zeros(batch, 1, hidden_size, dtype=runner.dtype),
+            logits=zeros(batch, vocab, dtype=torch.float32),
+            step=zeros(1),
+            ids=zeros(batch, slots),
+            logprobs=zeros(batch, slots, dtype=torch.float32),
+            lengths=zeros(batch),
+            done=zeros(batch, dtype=torch.bool),
+            stops=zeros(stop_slots),
+            pad_id=zeros(1),
+            seed=zeros(1),
+            inv_temperature=zeros(1, dtype=torch.float32),
+            noise=zeros(1, dtype=torch.float32),
         )
         return self.state
 
-    def _step(self, state: _DecodeState) -> torch.Tensor:
+    @staticmethod
+    def _start(
+        state: _DecodeState,
+        mask: torch.Tensor,
+        width: int,
+        stop_token_ids: list[int],
+        pad_id: int,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+    ) -> None:
+        """Set the call's values in the state (nothing here waits on the device)."""
+        state.pad.copy_((mask == 0).sum(-1))
+        state.width.fill_(width)
+        state.step.zero_()
+        state.lengths.zero_()
+        state.done.zero_()
+        state.ids.fill_(pad_id)
+        state.logprobs.zero_()
+        state.stops.fill_(-1)
+        state.stops[: len(stop_token_ids)] = torch.tensor(stop_token_ids, dtype=torch.long)
+        state.pad_id.fill_(pad_id)
+        greedy = settings.temperature == 0.0
+        state.inv_temperature.fill_(1.0 if greedy else 1.0 / settings.temperature)
+        state.noise.fill_(0.0 if greedy else 1.0)
+        if state.seed.is_cuda:  # the fused sampler's key, from the caller's generator
+            state.seed.copy_(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+
+    def _record(self, state: _DecodeState, sample: Callable[[_DecodeState], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Sample this step's token of every row, record it, and set the decode step's inputs."""
+        ids, logprobs = sample(state)
+        ids = torch.where(state.done, state.pad_id, ids)
+        state.ids.index_copy_(1, state.step, ids.unsqueeze(1))
+        state.logprobs.index_copy_(1, state.step, logprobs.unsqueeze(1))
+        state.lengths += (~state.done).long()
+        state.done |= torch.isin(ids, state.stops)
+        state.hidden.copy_(self.runner.embed(ids.unsqueeze(1)))
+        state.slot.copy_(state.width + state.step)
+        state.step += 1
+
+    def _token(self, state: _DecodeState, sample: Callable[[_DecodeState], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self._record(state, sample)
+        self._step(state)
+
+    @staticmethod
+    def _fused_sample(state: _DecodeState) -> tuple[torch.Tensor, torch.Tensor]:
+        return sampler.sample(state.logits, state.inv_temperature, state.noise, state.seed, state.step)
+
+    def _step(self, state: _DecodeState) -> None:
+        """The decode step: the token in `state.hidden` at `state.slot` to `state.logits`."""
         runner = self.runner
         positions = (state.slot - state.pad).clamp(min=0).unsqueeze(1)  # [B, 1]
         hidden = runner.forward(
@@ -161,29 +252,21 @@ class FastGenerator:
             state.cache,
             self.fns,
         )
-        return runner.logits(hidden)
+        state.logits.copy_(runner.logits(hidden))
 
-    def _decode(self, state: _DecodeState) -> torch.Tensor:
-        if not self.use_graph:
-            return self._step(state)
-        if state.graph is None:
-            self._capture(state)
-        assert state.graph is not None and state.logits is not None
-        state.graph.replay()
-        return state.logits
+    @staticmethod
+    def _capture(state: _DecodeState, fn: Callable[[], None]) -> torch.cuda.CUDAGraph:
+        """Warm up on a side stream (compilation, cuBLAS handles, workspaces), then capture `fn`.
 
-    def _capture(self, state: _DecodeState) -> None:
-        """Warm up on a side stream (cuBLAS handles, workspaces), then capture one step.
-
-        The warm-up writes the slot the state points at; the caller sets it before each step,
-        and a slot is always written by its own step before any step reads it."""
+        The warm-ups write the state's buffers, which `_start` sets again before they are read,
+        and cache slots, which a step always writes before any step reads them."""
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(2):
-                self._step(state)
+                fn()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            state.logits = self._step(state)
-        state.graph = graph
+            fn()
+        return graph
