@@ -226,7 +226,7 @@ class FastGenerator:
         state.ids.index_copy_(1, state.step, ids.unsqueeze(1))
         state.logprobs.index_copy_(1, state.step, logprobs.unsqueeze(1))
         state.lengths += (~state.done).long()
-        state.done |= torch.isin(ids, state.stops)
+        state.done |= (ids.unsqueeze(1) == state.stops).any(1)  # (isin sorts, and waits, past a few stops)
         state.hidden.copy_(self.runner.embed(ids.unsqueeze(1)))
         state.slot.copy_(state.width + state.step)
         state.step += 1
