@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rl2048_engine.fast.forward import GptOssRunner, KVCache
-from rl2048_engine.fast.generation import FastGenerator
+from rl2048_engine.fast.generation import STOP_SLOTS, FastGenerator
 from rl2048_engine.generation import generate
 from rl2048_engine.loading import LoadedModel, load_model
 from rl2048_engine.logprobs import make_batch, token_logprobs
@@ -96,6 +96,12 @@ def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel)
     stopped = generator.generate(rows, 2, 20, settings, [stop], torch.Generator().manual_seed(5))
     assert stopped[0].finish_reason == "stop" and stopped[0].ids == first[0].ids[: first[0].ids.index(stop) + 1]
     assert all(c.finish_reason == "length" or c.ids[-1] == stop for c in stopped)
+
+    # More stop ids than a state holds (`STOP_SLOTS`): a state with room for them, same stops.
+    many = [stop] + [t for t in range(1000, 1000 + STOP_SLOTS) if t not in first[0].ids[:4]]
+    again = generator.generate(rows, 2, 20, settings, many, torch.Generator().manual_seed(5))
+    assert generator.state is not None and generator.state.stops.shape[0] == 2 * STOP_SLOTS
+    assert again[0].ids == stopped[0].ids and again[0].finish_reason == "stop"
 
 
 def test_the_runner_stacks_q_k_v_in_place_without_copying_them(tiny_folder: Path) -> None:

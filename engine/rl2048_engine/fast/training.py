@@ -159,6 +159,8 @@ def _gradients_in_place(trainer: Trainer, graphs: CudaGraphs) -> None:
 
 @dataclass
 class ScoringInputs:
+    """What the logprobs pass reads, on the device (a graph's inputs)."""
+
     batch: Batch
     attention_masks: dict[str, torch.Tensor] | None
 
