@@ -108,6 +108,7 @@ class FastGenerator:
         # (sample, record, decode) replays from one graph; else `sample_next` runs eagerly.
         fused = device.type == "cuda" and sampler.applies(settings)
         if self.use_graph:  # captured before the call's values are set: the warm-ups may write them
+            state.step.zero_()  # (the token step's warm-ups record at steps 0 and 1, inside the buffers)
             if fused and state.token_graph is None:
                 state.token_graph = self._capture(state, lambda: self._token(state, self._fused_sample))
             if not fused and state.decode_graph is None:
