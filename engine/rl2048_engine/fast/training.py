@@ -97,7 +97,7 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: CudaGrap
         if graphs is None:
             total, metrics = update(inputs)
         else:
-            settings = (inputs.old is None, tuple(micro), cfg.model_dump_json())
+            settings = (tuple(micro), cfg.model_dump_json())  # (given old logprobs add two inputs)
             total, metrics = graphs.run("the update", settings, update, inputs, lambda: _gradients_in_place(trainer, graphs))
         grad_norm, lr = _optimizer_step(trainer)
     except BaseException:
@@ -151,7 +151,9 @@ def _gradients_in_place(trainer: Trainer, graphs: CudaGraphs) -> None:
     """Every trainable parameter's `.grad` set to a static tensor (kept on `graphs`), zeroed: the
     backward adds into it, in place, captured or replayed (the optimizer step drops `.grad`)."""
     params = trainer.loaded.trainable
-    grads = graphs.buffers.setdefault("gradients", [torch.zeros_like(p) for p in params])
+    grads = graphs.buffers.get("gradients")
+    if grads is None:  # made once: the captured backward adds into these tensors at every replay
+        grads = graphs.buffers["gradients"] = [torch.zeros_like(p) for p in params]
     for p, grad in zip(params, grads, strict=True):
         p.grad = grad
     torch._foreach_zero_(grads)
