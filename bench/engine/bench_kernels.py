@@ -1,19 +1,24 @@
 """The MXFP4 expert kernels alone, at gpt-oss-20b's shapes, on random packed weights.
 
-    PYTHONPATH=engine python3 bench/engine/bench_kernels.py
+    PYTHONPATH=engine python3 bench/engine/bench_kernels.py [--tokens 8 2800]
 
 32 experts; gate_up `[5760, 2880]` and down `[2880, 2880]` (out, in); blocks random bytes, scales
-random in 118..130. Decode shape: 8 tokens x 4 distinct experts each (32 rows, sorted by expert).
+random in 118..130. Each `--tokens` count (default 8, the decode shape) routes that many tokens
+to 4 distinct experts each (rows sorted by expert; the seed's update is about 2 800 tokens, 11 200
+rows, its prefill 600).
 Times (CUDA events, median of 20 after warm-up, microseconds): the MXFP4 decode kernel
 (`grouped_linear`, `mx`; `mx_f16` with x in f16, its fp8 path) and its transpose (`grouped_linear_t`, `mx_t`) for both projections; for reference the
-dense bf16 kernel and `F.grouped_mm` on the dequantized weights; `dequantize_experts` of all 32
-experts of gate_up (and the PyTorch table lookup). Each MXFP4 result is checked against
+dense bf16 kernel and `F.grouped_mm` on the dequantized weights, and the way prefill and training
+run now, `dequantize_experts` of all 32 experts then `F.grouped_mm` (`dequantized_grouped_mm`, and
+`_t` for the transposed product); `dequantize_experts` of all 32 experts of gate_up alone (and the
+PyTorch table lookup). Each MXFP4 result is checked against
 dequantize + matmul (relative error). Bandwidths: packed bytes (blocks and scales) of the routed
 experts read by the decode kernels, bf16 bytes written by the dequantization. Prints one JSON object.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import torch
@@ -36,14 +41,15 @@ def routing(gen: torch.Generator, tokens: int = TOKENS) -> tuple[torch.Tensor, i
     return counts.cumsum(0).to(torch.int32).cuda(), int((counts > 0).sum())
 
 
-def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, result: dict[str, object]) -> None:
+def bench(name: str, out_features: int, in_features: int, tokens: int, gen: torch.Generator, result: dict[str, object]) -> None:
     groups = (EXPERTS, out_features, in_features // 32)
     blocks = torch.randint(0, 256, (*groups, 16), dtype=torch.uint8, device="cuda")
     scales = torch.randint(118, 131, groups, dtype=torch.uint8, device="cuda")
     weight = dequantize(blocks, scales, torch.bfloat16)  # [E, out, in]
     dense = weight.transpose(1, 2).contiguous()  # [E, in, out], as transformers stores the experts
-    offsets, routed = routing(gen)
-    rows = TOKENS * TOP_K
+    offsets, routed = routing(gen, tokens)
+    rows = tokens * TOP_K
+    every = torch.arange(EXPERTS, device="cuda")
     x = torch.randn(rows, in_features, device="cuda", dtype=torch.bfloat16)
     dy = torch.randn(rows, out_features, device="cuda", dtype=torch.bfloat16)
     x16 = x.half()  # the fp8 path's input
@@ -58,6 +64,12 @@ def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, 
         "dense": lambda: grouped_linear(x, offsets, weight=dense),
         "grouped_mm": lambda: F.grouped_mm(x, weight.transpose(1, 2), offs=offsets),
         "grouped_mm_t": lambda: F.grouped_mm(dy, weight, offs=offsets),
+        "dequantized_grouped_mm": lambda: F.grouped_mm(
+            x, dequantize_experts(blocks, scales, every, torch.bfloat16).transpose(1, 2), offs=offsets
+        ),
+        "dequantized_grouped_mm_t": lambda: F.grouped_mm(
+            dy, dequantize_experts(blocks, scales, every, torch.bfloat16), offs=offsets
+        ),
     }
     result[f"{name}_routed_experts"] = routed
     result[f"{name}_mx_rel_err"] = rel_err(runs["mx"](), want)
@@ -67,11 +79,10 @@ def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, 
     for run, fn in runs.items():
         us = median_us(fn)
         result[f"{name}_{run}_us"] = round(us, 1)
-        if run.startswith("mx"):
+        if run.startswith("mx") and tokens == TOKENS:
             result[f"{name}_{run}_packed_tb_s"] = round(packed / us / 1e6, 3)
 
-    if name == "gate_up":
-        every = torch.arange(EXPERTS, device="cuda")
+    if name == "gate_up" and tokens == TOKENS:
         result["dequantize_exact"] = bool(
             torch.equal(dequantize_experts(blocks, scales, every, torch.bfloat16), weight)
         )
@@ -83,6 +94,9 @@ def bench(name: str, out_features: int, in_features: int, gen: torch.Generator, 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, nargs="+", default=[TOKENS], help="tokens routed (4 rows each)")
+    args = parser.parse_args()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)  # routing
     result: dict[str, object] = {
@@ -90,9 +104,12 @@ def main() -> None:
         "torch": torch.__version__,
         "triton": triton.__version__,
     }
-    for name, (out_features, in_features) in SHAPES.items():
-        bench(name, out_features, in_features, gen, result)
-        torch.cuda.empty_cache()
+    for tokens in args.tokens:
+        part: dict[str, object] = {}
+        for name, (out_features, in_features) in SHAPES.items():
+            bench(name, out_features, in_features, tokens, gen, part)
+            torch.cuda.empty_cache()
+        result.update(part if tokens == TOKENS else {f"{k}@{tokens}": v for k, v in part.items()})
     print(json.dumps(result, indent=1))
 
 

@@ -1,6 +1,6 @@
 """Pick the launch settings (`moe_kernels.TILES`) of the decode-shaped expert kernels on this GPU.
 
-    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...]
+    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...] [--tokens 2800]
 
 For each kernel (dense bf16, MXFP4 with x in bf16 and in f16 on the tensor cores and on the CUDA
 cores, MXFP4 transposed) at the decode row tile (16), every
@@ -10,6 +10,9 @@ tokens x 4 experts routed at random, as in bench_kernels.py) by replays of a CUD
 bench/RESULTS.md); the pick minimizes their summed median time. A candidate that fails to compile (too much shared memory) or to match the
 reference is skipped. Prints one JSON object: the current and the best settings with their
 times. `bench_step.py --tune` runs this first and uses the picks for its run.
+
+With `--tokens` above the decode's 8 (prefill and training: 600 and 2 800 tokens in the seed step)
+it tunes the many-row tiles instead (`TILES[kind, "many"]`, candidates `MANY_ROWS`).
 """
 
 from __future__ import annotations
@@ -28,27 +31,37 @@ from rl2048_engine.fast import moe_kernels
 from rl2048_engine.fast.mxfp4_experts import dequantize
 from timing import graph_us, rel_err
 
-ROWS_TILE = 16
 GRID: dict[str, list[dict[str, int]]] = {
     kind: [
-        dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+        dict(BLOCK_M=16, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
         for n, k, w, s in itertools.product([32, 64, 128], [128, 256], [4, 8], [3, 4])
     ]
     for kind in ("dense", "mx")
 }
 GRID["mx_f16"] = [
-    dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+    dict(BLOCK_M=16, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
     for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
 GRID["mx_gemv"] = [
     dict(BLOCK_N=n, BLOCK_K=k, num_warps=w) for n, k, w in itertools.product([16, 32, 64, 128], [512, 1024], [2, 4, 8])
 ]
 GRID["mx_t"] = [
-    dict(BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
+    dict(BLOCK_M=16, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
+]
+MANY_ROWS: dict[str, list[dict[str, int]]] = {
+    kind: [
+        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+        for m, n, k, w, s in itertools.product([64, 128], [64, 128, 256], [64, 128], [4, 8], [3, 4])
+    ]
+    for kind in ("dense", "mx")
+}
+MANY_ROWS["mx_t"] = [
+    dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=s)
+    for m, c, r, w, s in itertools.product([64, 128], [64, 128, 256], [32, 64], [4, 8], [3, 4])
 ]
 
 
-def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
+def problems(gen: torch.Generator, tokens: int = TOKENS) -> dict[str, list[tuple[Any, torch.Tensor]]]:
     """Per kernel, one (call, expected result) per expert shape."""
     out: dict[str, list[tuple[Any, torch.Tensor]]] = {"dense": [], "mx": [], "mx_f16": [], "mx_t": []}
     out["mx_gemv"] = out["mx_f16"]  # the same calls, which take the CUDA-core kernel when it is on
@@ -58,9 +71,9 @@ def problems(gen: torch.Generator) -> dict[str, list[tuple[Any, torch.Tensor]]]:
         scales = torch.randint(118, 131, groups, dtype=torch.uint8, device="cuda")
         weight = dequantize(blocks, scales, torch.bfloat16)  # [E, out, in]
         dense = weight.transpose(1, 2).contiguous()
-        offsets, _ = routing(gen)
-        x = torch.randn(TOKENS * TOP_K, in_features, device="cuda", dtype=torch.bfloat16)
-        dy = torch.randn(TOKENS * TOP_K, out_features, device="cuda", dtype=torch.bfloat16)
+        offsets, _ = routing(gen, tokens)
+        x = torch.randn(tokens * TOP_K, in_features, device="cuda", dtype=torch.bfloat16)
+        dy = torch.randn(tokens * TOP_K, out_features, device="cuda", dtype=torch.bfloat16)
         want = F.grouped_mm(x, weight.transpose(1, 2), offs=offsets)
         out["dense"].append((lambda x=x, o=offsets, w=dense: moe_kernels.grouped_linear(x, o, weight=w), want))
         out["mx"].append(
@@ -89,18 +102,21 @@ def measure(calls: list[tuple[Any, torch.Tensor]]) -> float:
     return total
 
 
-def tune(budget_s: float = 200.0, kinds: list[str] | None = None) -> dict[str, Any]:
+def tune(budget_s: float = 200.0, kinds: list[str] | None = None, tokens: int = TOKENS) -> dict[str, Any]:
     """Times the grid (until the budget runs out), sets `moe_kernels.TILES` to the picks and
-    returns what it measured. `kinds`: only these kernels (default all)."""
+    returns what it measured. `kinds`: only these kernels (default all); `tokens`: routed tokens
+    (4 rows each), which pick the row tile tuned."""
     gen = torch.Generator().manual_seed(0)
-    calls = problems(gen)
+    calls = problems(gen, tokens)
+    rows = moe_kernels._row_class(tokens * TOP_K, EXPERTS)
+    grid = GRID if rows == "decode" else MANY_ROWS
     deadline = time.monotonic() + budget_s
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "rows_tile": ROWS_TILE}
+    report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "tokens": tokens, "rows": rows}
     gemv_rows = moe_kernels.GEMV_ROWS_PER_EXPERT
-    for kind, candidates in GRID.items():
+    for kind, candidates in grid.items():
         if kinds and kind not in kinds:
             continue
-        key = (kind, ROWS_TILE)
+        key = (kind, rows)
         # mx_f16 and mx_gemv share the problem (x in f16, 32 rows); the tensor-core kernel takes it
         # only when the CUDA-core one is off
         moe_kernels.GEMV_ROWS_PER_EXPERT = 0 if kind == "mx_f16" else gemv_rows
@@ -133,5 +149,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget-s", type=float, default=200.0)
     parser.add_argument("--kinds", nargs="*", choices=sorted(GRID), help="only these kernels (default: all)")
+    parser.add_argument("--tokens", type=int, default=TOKENS, help="tokens routed, 4 rows each (default: decode's 8)")
     args = parser.parse_args()
-    print(json.dumps(tune(args.budget_s, args.kinds), indent=1))
+    print(json.dumps(tune(args.budget_s, args.kinds, args.tokens), indent=1))

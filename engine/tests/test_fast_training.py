@@ -462,7 +462,8 @@ def test_attention_masks_and_a_padded_batch_give_the_same_logprobs(tiny_folder: 
 def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(
     tiny_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # On the CPU every capture fails (there are no CUDA graphs): a shape's second step tries,
+    # With a model on the CPU every capture fails (even where CUDA is, a graph of CPU work would
+    # capture nothing): a shape's second step tries,
     # says so once on stderr and runs as it is, as do the steps after it, with the results of the
     # unpadded step (learning rate 0: every step starts from the same weights).
     from rl2048_engine.fast.graphs import CudaGraphs

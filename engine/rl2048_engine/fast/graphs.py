@@ -82,6 +82,8 @@ class CudaGraphs:
         return captured.outputs
 
     def _capture(self, fn: Callable[[Any], Any], inputs: GraphInputs) -> _Captured:
+        if not all(t.is_cuda for t in inputs.tensors()):  # a CUDA graph of CPU work captures nothing
+            raise RuntimeError("CUDA graphs capture CUDA work only: these inputs are not on a CUDA device")
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()

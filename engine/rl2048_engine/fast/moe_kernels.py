@@ -43,16 +43,22 @@ s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-1
 magnitude and need |x| below about 40 000.
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
-the backward pass to the input. `dequantize_experts` unpacks chosen experts at memory speed,
-for the many-row products (prefill, training) that grouped_mm does better than these kernels.
-Tile sizes follow the rows per expert: 16-row tiles for decode (a few rows an expert), 64 for
-prefill and training.
+the backward pass to the input. Tile sizes follow the rows per expert (`_row_class`): 16-row
+tiles for decode (a few rows an expert), 128 for prefill and training, where the packed tiles are
+unpacked once per 128 rows and no bf16 copy of an expert is ever made: at the seed step's update
+(2 800 tokens) gate_up + down took 2.12 ms forward and 2.28 ms transposed (`tune_kernels.py
+--tokens`, CUDA-graph replays) against 2.15 and 2.13 for dequantizing all 32 experts then
+`grouped_mm` (`bench_kernels.py --tokens`, each call timed), and at its prefill (600 tokens) 0.67
+and 0.69 against 1.61 and 1.60 ms (H100, 2026-12-06, bench/RESULTS.md).
+`dequantize_experts` unpacks chosen experts at memory speed: the benchmarks' reference for that
+older way.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import torch
 import triton
@@ -555,22 +561,30 @@ def dequantize_experts(
     return out
 
 
-def _rows_tile(rows: int, experts: int) -> int:
-    return 16 if rows <= 16 * experts else 64
+RowClass = Literal["decode", "many"]
 
 
-TILES: dict[tuple[str, int], dict[str, int]] = {
-    ("dense", 16): dict(BLOCK_N=128, BLOCK_K=128, num_warps=4, num_stages=4),
-    ("dense", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
-    ("mx", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
-    ("mx", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
-    ("mx_f16", 16): dict(BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
-    ("mx_f16", 64): dict(BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
-    ("mx_t", 16): dict(BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
-    ("mx_t", 64): dict(BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
-    ("mx_gemv", 16): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
+def _row_class(rows: int, experts: int) -> RowClass:
+    """"decode" for at most 16 rows an expert on average, else "many" (prefill, training)."""
+    return "decode" if rows <= 16 * experts else "many"
+
+
+TILES: dict[tuple[str, RowClass], dict[str, int]] = {
+    ("dense", "decode"): dict(BLOCK_M=16, BLOCK_N=128, BLOCK_K=128, num_warps=4, num_stages=4),
+    ("dense", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
+    ("mx", "many"): dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx_f16", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
+    ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
+    ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
+    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
 }
-"""Launch settings per (kernel, row tile). The decode tiles (16 rows) are `tune_kernels.py`'s picks
+"""Launch settings per (kernel, row class). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
+picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
+0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
+For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3% faster, but its tiles need about
+100 KB of shared memory, the most a block gets on consumer GPUs. The decode tiles (16 rows) are `tune_kernels.py`'s picks
 on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
 the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scaled` and again with
 the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: tune_kernels.py
@@ -616,19 +630,17 @@ def grouped_linear(
     out = torch.empty((x.shape[0], n), dtype=out_dtype or x.dtype, device=x.device)
     f16 = mx and x.dtype == torch.float16
     if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and x.data_ptr() % 16 == 0:  # 16-byte loads of x
-        tiles = TILES["mx_gemv", 16]
+        tiles = TILES["mx_gemv", "decode"]
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
             ASM=_compiled(), **tiles,
         )  # fmt: skip
         return out
-    block_m = _rows_tile(x.shape[0], experts)
-    tiles = TILES["mx_f16" if f16 else "mx" if mx else "dense", block_m]
+    tiles = TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]
     grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
-        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides,
-        MX=mx, LUT=_compiled(), F16=f16, BLOCK_M=block_m, **tiles,
-    )  # fmt: skip
+        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides, MX=mx, LUT=_compiled(), F16=f16, **tiles
+    )
     return out
 
 
@@ -641,12 +653,11 @@ def grouped_linear_t(
     experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
     assert dy.shape[1] == n
     out = torch.empty((dy.shape[0], k), dtype=dy.dtype, device=dy.device)
-    block_m = _rows_tile(dy.shape[0], experts)
-    tiles = TILES["mx_t", block_m]
+    tiles = TILES["mx_t", _row_class(dy.shape[0], experts)]
     grid = (experts, triton.cdiv(k, tiles["BLOCK_C"]))
     _grouped_mx_t_kernel[grid](
         dy, out, offsets, blocks.contiguous(), scales.contiguous(), k, n, dy.stride(0), out.stride(0), _compiled(),
-        BLOCK_M=block_m, **tiles,
+        **tiles,
     )  # fmt: skip
     return out
 

@@ -2,10 +2,11 @@
 
 `MxExperts` replaces a layer's `GptOssExperts`. Its weights are the published `*_blocks` and
 `*_scales` tensors (`[experts, out, in / 32, 16]` and `[experts, out, in / 32]`), kept as
-buffers. In decode (a few rows per expert, on CUDA) the Triton kernels of `moe_kernels.py`
-multiply by them directly, unpacking each routed expert's tiles in registers; with many rows
-(prefill, training; and on the CPU) the experts are dequantized `DEQUANTIZE_CHUNK` at a time
-(gpt-oss-20b's 32 at once) for `grouped_mm`. Either way the bf16 experts never exist whole, forward or backward. The expert weights themselves are frozen (no LoRA on them here).
+buffers. On CUDA the Triton kernels of `moe_kernels.py` multiply by them directly, forward and
+backward, decode (a few rows an expert), prefill and training alike, unpacking each routed
+expert's tiles in registers. On the CPU (or with the kernels off) the experts are dequantized
+`DEQUANTIZE_CHUNK` at a time (gpt-oss-20b's 32 at once) for `grouped_mm`. Either way the bf16
+experts never exist whole. The expert weights themselves are frozen (no LoRA on them here).
 
 `load_resident` builds a gpt-oss model from an MXFP4 folder without ever allocating the bf16
 experts (42 GB for gpt-oss-20b): everything else is loaded as `loading._load_mxfp4` does.
@@ -25,7 +26,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from ..mxfp4 import E8M0_BIAS, FP4_VALUES
-from .forward import decode_shaped, grouped_experts, kernels_enabled
+from .forward import grouped_experts, kernels_enabled
 
 
 def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -72,11 +73,10 @@ def read_once() -> RowEnds:
 class GroupedMxLinear(torch.autograd.Function):
     """`grouped_mm(x, W^T)` with `W [experts, out, in]` packed; backward to `x` only.
 
-    Decode-shaped calls (a few rows per expert) on CUDA run the Triton kernels of
-    `moe_kernels.py`, which unpack each routed expert's tiles in registers and fit in a CUDA
-    graph. Many-row calls (prefill, training) dequantize the experts `DEQUANTIZE_CHUNK` at a
-    time (Triton on CUDA, PyTorch elsewhere) and run grouped_mm on their rows: never more than
-    that many experts in bf16 at once."""
+    On CUDA the Triton kernels of `moe_kernels.py` unpack each routed expert's tiles in
+    registers (tiles of 16 rows for a few rows an expert, 128 for many) and fit in a CUDA graph.
+    Elsewhere the experts are dequantized `DEQUANTIZE_CHUNK` at a time for grouped_mm: never more
+    than that many experts in bf16 at once."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -91,7 +91,7 @@ class GroupedMxLinear(torch.autograd.Function):
         """The result in `dtype` (the model's); x in f16 takes the decode kernel's fp8 path."""
         ctx.save_for_backward(offsets, blocks, scales)
         ctx.row_ends = row_ends
-        if _decode_kernel(x, blocks):
+        if _kernels(x):
             from .moe_kernels import grouped_linear
 
             return grouped_linear(x, offsets, blocks=blocks, scales=scales, out_dtype=dtype)
@@ -100,7 +100,7 @@ class GroupedMxLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         offsets, blocks, scales = ctx.saved_tensors
-        if _decode_kernel(grad, blocks):
+        if _kernels(grad):
             from .moe_kernels import grouped_linear_t
 
             return grouped_linear_t(grad, offsets, blocks, scales), None, None, None, None, None
@@ -108,12 +108,12 @@ class GroupedMxLinear(torch.autograd.Function):
         return out, None, None, None, None, None
 
 
-def _decode_kernel(x: torch.Tensor, blocks: torch.Tensor) -> bool:
-    return x.is_cuda and kernels_enabled() and decode_shaped(x.shape[0], blocks.shape[0])
+def _kernels(x: torch.Tensor) -> bool:
+    return x.is_cuda and kernels_enabled()
 
 
 DEQUANTIZE_CHUNK = 32
-"""Experts dequantized at a time in many-row calls (all 32 of gpt-oss-20b's gate_up: 1.06 GB).
+"""Experts dequantized at a time without the kernels (all 32 of gpt-oss-20b's gate_up: 1.06 GB).
 A layer with no more experts than this takes one pass and never waits on the device; with
 more, each chunk no row was routed to is skipped, which needs the routing on the host."""
 
@@ -132,10 +132,9 @@ def grouped_mm_dequantized(
     once and nothing waits on the device. Otherwise a chunk no row was routed to is skipped: the
     row ends are read on the host (`row_ends`, once per routing); nothing else waits on the
     device, since everything a chunk needs is sliced from device tensors."""
-    experts = torch.arange(blocks.shape[0], device=x.device)
     capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()
     if capturing or blocks.shape[0] <= DEQUANTIZE_CHUNK:  # every expert, no need to know the routing
-        weight = _dequantize_experts(blocks, scales, experts, x.dtype)
+        weight = dequantize(blocks, scales, x.dtype)
         return F.grouped_mm(x, weight if transposed else weight.transpose(-1, -2), offs=offsets)
     ends = (row_ends or read_once())(offsets)
     columns = blocks.shape[2] * 32 if transposed else blocks.shape[1]
@@ -145,18 +144,10 @@ def grouped_mm_dequantized(
         low, high = ends[first - 1] if first else 0, ends[chunk][-1]
         if high == low:
             continue
-        weight = _dequantize_experts(blocks, scales, experts[chunk], x.dtype)
+        weight = dequantize(blocks[chunk], scales[chunk], x.dtype)
         offs = (offsets[chunk] - low).to(torch.int32)
         out[low:high] = F.grouped_mm(x[low:high], weight if transposed else weight.transpose(-1, -2), offs=offs)
     return out
-
-
-def _dequantize_experts(blocks: torch.Tensor, scales: torch.Tensor, experts: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    if blocks.is_cuda and kernels_enabled():
-        from .moe_kernels import dequantize_experts
-
-        return dequantize_experts(blocks, scales, experts, dtype)
-    return dequantize(blocks[experts], scales[experts], dtype)
 
 
 def dequantize_routed(
