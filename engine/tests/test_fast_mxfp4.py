@@ -142,13 +142,14 @@ def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder
 )
 def test_decode_hands_the_kernel_f16_rows_on_the_gpu(tiny_mxfp4_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a GPU that converts fp8 the runner gives the MXFP4 decode kernel f16 rows (its fp8 path):
-    the same greedy tokens, and logprobs within bf16 noise, as with bf16 rows (the byte tables)."""
+    the same greedy tokens, and logprobs within bf16 noise, as with bf16 rows (the byte tables).
+    The prefill's many rows stay in bf16 either way."""
     from rl2048_engine.fast import moe_kernels
 
     real, seen = moe_kernels.grouped_linear, []
 
     def spy(x: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
-        seen.append(x.dtype)
+        seen.append((x.shape[0], x.dtype))
         return real(x, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(moe_kernels, "grouped_linear", spy)
@@ -162,7 +163,9 @@ def test_decode_hands_the_kernel_f16_rows_on_the_gpu(tiny_mxfp4_folder: Path, mo
         generator.runner.decode_experts_input = rows_dtype
         seen.clear()
         outs.append(generator.generate(rows, 1, 6, SamplingSettings(temperature=0.0), [], torch.Generator()))
-        assert seen and set(seen) == {rows_dtype}
+        decode_rows = len(rows) * config.num_experts_per_tok  # one token a row, top-k experts each
+        assert {dtype for n, dtype in seen if n == decode_rows} == {rows_dtype}
+        assert {dtype for n, dtype in seen if n > decode_rows} == {torch.bfloat16}
     assert [c.ids for c in outs[0]] == [c.ids for c in outs[1]]
     for f16, bf16 in zip(outs[0], outs[1]):
         assert torch.allclose(torch.tensor(f16.logprobs), torch.tensor(bf16.logprobs), atol=2e-2)

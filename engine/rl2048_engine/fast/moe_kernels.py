@@ -45,11 +45,12 @@ magnitude and need |x| below about 40 000.
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. Tile sizes follow the rows per expert (`_row_class`): 16-row
 tiles for decode (a few rows an expert), 128 for prefill and training, where the packed tiles are
-unpacked once per 128 rows and no bf16 copy of an expert is ever made: at the seed step's update
-(2 800 tokens) gate_up + down took 2.12 ms forward and 2.28 ms transposed (`tune_kernels.py
---tokens`, CUDA-graph replays) against 2.15 and 2.13 for dequantizing all 32 experts then
-`grouped_mm` (`bench_kernels.py --tokens`, each call timed), and at its prefill (600 tokens) 0.67
-and 0.69 against 1.61 and 1.60 ms (H100, 2026-12-06, bench/RESULTS.md).
+unpacked once per 128 rows and no bf16 copy of an expert is ever made. gate_up + down, H100,
+uniform random routing (`bench_kernels.py --tokens`, 2026-12-06, bench/RESULTS.md): at the seed
+step's prefill (600 tokens) 0.79 ms forward and 0.80 backward against 1.63 and 1.62 for
+dequantizing all 32 experts then `grouped_mm`; at its update (2 800 tokens) 2.19 and 2.30 against
+2.19 and 2.16. In the real step the update took 83 ms more (0.41 -> 0.50 s): one program column
+per expert is paced by the busiest expert when the routing is uneven.
 `dequantize_experts` unpacks chosen experts at memory speed: the benchmarks' reference for that
 older way.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).

@@ -1,0 +1,114 @@
+"""Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
+
+    PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
+
+Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
+preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
+q/k/v/o, 8-bit AdamW), then runs `--steps` seed steps through `Engine`: generate 4 prompts x 2
+completions of 200 tokens (no stop ids), then one update with `compute_kl` (the preset's). For
+each phase: seconds, the peak of allocated tensors and the peak the caching allocator reserved
+(cached blocks and CUDA graphs' pools), in GiB, under whatever `PYTORCH_CUDA_ALLOC_CONF` says
+(printed with the result).
+Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from rl2048_engine.engine import Engine
+from rl2048_engine.init_model import init_model
+from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
+
+GIB = 1024**3
+GPU = torch.cuda.is_available()
+PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--preset", default="20b")
+    args = parser.parse_args()
+    folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
+    if not folder.exists():
+        init_model(folder, args.preset, mxfp4=True)
+
+    rows: list[dict[str, object]] = []
+
+    def gib(bytes_: int) -> float:
+        return round(bytes_ / GIB, 2)
+
+    def phase(name: str, fn):  # type: ignore[no-untyped-def]
+        if GPU:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        result = fn()
+        if GPU:
+            torch.cuda.synchronize()
+        row = {
+            "phase": name,
+            "seconds": round(time.perf_counter() - start, 3),
+            "peak_allocated_gib": gib(torch.cuda.max_memory_allocated()) if GPU else 0.0,
+            "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if GPU else 0.0,
+            "reserved_after_gib": gib(torch.cuda.memory_reserved()) if GPU else 0.0,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        return result
+
+    engine = Engine()
+    load = LoadParams.model_validate(
+        {
+            "model": str(folder),
+            "lora": {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+            "gradient_checkpointing": True,
+            "offload_embeddings": True,
+            "fast": True,
+            "experts": "mxfp4",
+            "optim": {"lr": 5e-5, "eight_bit": True, "weight_decay": 0.001},
+        }
+    )
+    loaded = phase("load", lambda: engine.load(load))
+    print(json.dumps({"optimizer": loaded.get("optimizer")}), flush=True)
+    rng = random.Random(0)
+    vocab = 1000 if args.preset == "tiny" else 199_998
+    prompts = [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    loss = {"type": "bnpo", "epsilon": 0.2, "epsilon_high": 0.28, "delta": 1.5, "beta": 0.0, "compute_kl": True}
+    for step in range(1, args.steps + 1):
+        gen = GenerateParams(prompts=prompts, n=N, max_new_tokens=NEW_TOKENS, stop_token_ids=[])
+        completions = phase(f"generate {step}", lambda: engine.generate(gen))["completions"]
+        items = [
+            {"prompt": prompts[c["prompt_index"]], "completion": c["ids"], "advantage": 1.0 if i % 2 else -1.0}
+            for i, c in enumerate(completions)
+        ]
+        train = TrainStepParams.model_validate({"items": items, "loss": loss, "gradient_accumulation_steps": 4})
+        phase(f"train {step}", lambda: engine.train_step(train))
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name() if GPU else "cpu",
+                "torch": torch.__version__,
+                "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+                "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
+                "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
+                "later_steps_reserved_gib": max(
+                    r["peak_reserved_gib"] for r in rows if r["phase"] not in ("load", "generate 1", "train 1")  # type: ignore[type-var]
+                ),
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
