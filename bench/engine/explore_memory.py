@@ -1,6 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
+        [--row-tiles]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -10,6 +11,8 @@ each phase: seconds, the peak of allocated tensors and the peak the caching allo
 (cached blocks and CUDA graphs' pools), in GiB, under whatever `PYTORCH_CUDA_ALLOC_CONF` says
 (printed with the result).
 Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
+`--row-tiles`: the many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`,
+`ROW_TILES`) instead of one expert's rows.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 from rl2048_engine.engine import Engine
+from rl2048_engine.fast import moe_kernels
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
 
@@ -37,7 +41,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--preset", default="20b")
+    parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
     args = parser.parse_args()
+    if args.row_tiles:
+        for key in (("mx", "many"), ("mx_t", "many")):
+            moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
     folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
     if not folder.exists():
         init_model(folder, args.preset, mxfp4=True)
@@ -99,10 +107,12 @@ def main() -> None:
                 "device": torch.cuda.get_device_name() if GPU else "cpu",
                 "torch": torch.__version__,
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+                "row_tiles": args.row_tiles,
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
                 "later_steps_reserved_gib": max(
-                    r["peak_reserved_gib"] for r in rows if r["phase"] not in ("load", "generate 1", "train 1")  # type: ignore[type-var]
+                    (r["peak_reserved_gib"] for r in rows if r["phase"] not in ("load", "generate 1", "train 1")),
+                    default=None,
                 ),
             }
         ),

@@ -22,6 +22,8 @@ def per_expert(x: torch.Tensor, counts: list[int], weights: torch.Tensor) -> tor
 
 
 def check(counts: list[int]) -> None:
+    """The products, with their programs taking an expert's rows each and taking a row tile each
+    (`ROW_TILES`), against per-expert matmuls."""
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.fast.mxfp4_experts import dequantize
     from rl2048_engine.mxfp4 import quantize_mxfp4
@@ -30,20 +32,22 @@ def check(counts: list[int]) -> None:
     experts, k, n = len(counts), 96, 80  # neither a multiple of the column tiles
     offsets = torch.tensor(counts).cumsum(0).to(torch.int32)
     x = torch.randn(sum(counts), k, generator=gen)
-
     dense = torch.randn(experts, k, n, generator=gen)
-    got = kernels.grouped_linear(x, offsets, weight=dense)
-    assert torch.allclose(got, per_expert(x, counts, dense), rtol=1e-4, atol=1e-4), "dense"
-
     scale = torch.logspace(-2, 1, k)  # scales that differ between the 32-column blocks
     blocks, scales = quantize_mxfp4(torch.randn(experts, n, k, generator=gen) * scale)
     weight = dequantize(blocks, scales, torch.float32)  # [E, n, k]
-    got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
-    assert torch.allclose(got, per_expert(x, counts, weight.transpose(1, 2)), rtol=1e-4, atol=1e-4), "mxfp4"
-
     dy = torch.randn(sum(counts), n, generator=gen)
-    got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
-    assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), "mxfp4 transposed"
+
+    for row_tiles in (0, 1):
+        for key in [key for key in kernels.TILES if key[0] in ("dense", "mx", "mx_t")]:
+            kernels.TILES[key] = {**kernels.TILES[key], "ROW_TILES": row_tiles}
+        got = kernels.grouped_linear(x, offsets, weight=dense)
+        assert torch.allclose(got, per_expert(x, counts, dense), rtol=1e-4, atol=1e-4), f"dense {row_tiles}"
+        got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
+        want = per_expert(x, counts, weight.transpose(1, 2))
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), f"mxfp4 {row_tiles}"
+        got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
+        assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), f"transposed {row_tiles}"
 
     chosen = torch.tensor([3, 0])
     assert torch.equal(kernels.dequantize_experts(blocks, scales, chosen, torch.float32), weight[chosen]), "dequantize"
@@ -278,10 +282,13 @@ needs_fp8_gpu = pytest.mark.skipif(
 )
 
 
-# Expert 1 gets no rows (its program must stop at once); in the second case experts average
-# more than 16 rows, so the kernels take their 64-row tiles.
+# Expert 1 gets no rows (its program must stop at once); in the other cases experts average
+# more than 16 rows, so the kernels take their many-row tiles (128 rows; "uneven": one expert
+# has three tiles of them, the last partial, and the others a few rows).
 @needs_triton
-@pytest.mark.parametrize("counts", [[3, 0, 5, 20], [70, 0, 9, 33]], ids=["decode", "prefill"])
+@pytest.mark.parametrize(
+    "counts", [[3, 0, 5, 20], [70, 0, 9, 33], [300, 0, 2, 1]], ids=["decode", "prefill", "uneven"]
+)
 def test_kernels_match_per_expert_matmuls(counts: list[int]) -> None:
     in_interpreter(*map(str, counts))
 

@@ -49,8 +49,12 @@ unpacked once per 128 rows and no bf16 copy of an expert is ever made. gate_up +
 uniform random routing (`bench_kernels.py --tokens`, 2026-12-06, bench/RESULTS.md): at the seed
 step's prefill (600 tokens) 0.79 ms forward and 0.80 backward against 1.63 and 1.62 for
 dequantizing all 32 experts then `grouped_mm`; at its update (2 800 tokens) 2.19 and 2.30 against
-2.19 and 2.16. In the real step the update took 83 ms more (0.41 -> 0.50 s): one program column
-per expert is paced by the busiest expert when the routing is uneven.
+2.19 and 2.16. In the real step the update took 83 ms more (0.41 -> 0.50 s), probably because
+one program column per expert is paced by the busiest expert when the routing is uneven. With
+`ROW_TILES` in a tile setting, a program takes one row tile instead (`_row_tile`: each finds its
+expert from the offsets on the device; the grid is rows / BLOCK_M + one partial tile per expert,
+fixed for a row count, so CUDA graphs keep it). Tested in the interpreter; off (`TILES`) until
+measured on a GPU.
 `dequantize_experts` unpacks chosen experts at memory speed: the benchmarks' reference for that
 older way.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).
@@ -357,12 +361,42 @@ def _expert_rows(offsets_ptr, e):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
+def _row_tile(offsets_ptr, t, experts, EXPERTS_P2: tl.constexpr, BLOCK_M: tl.constexpr):  # type: ignore
+    """Row tile t of all the experts' tiles of BLOCK_M rows, in expert order: its expert e, first
+    row and past-the-end row (at most BLOCK_M rows). Past the last tile: no rows."""
+    idx = tl.arange(0, EXPERTS_P2)
+    ok = idx < experts
+    ends = tl.load(offsets_ptr + idx, mask=ok, other=0)
+    starts = tl.load(offsets_ptr + idx - 1, mask=ok & (idx > 0), other=0)
+    tiles = tl.where(ok, tl.cdiv(ends - starts, BLOCK_M), 0)
+    through = tl.cumsum(tiles, 0)  # the tiles of experts 0..i
+    e = tl.sum((through <= t).to(tl.int32))  # the first expert whose tiles reach past t
+    mine = idx == e
+    m0 = tl.sum(tl.where(mine, starts + (t - (through - tiles)) * BLOCK_M, 0))
+    end = tl.sum(tl.where(mine, ends, 0))
+    return e, m0, tl.minimum(end, m0 + BLOCK_M)
+
+
+@triton.jit
+def _program_rows(offsets_ptr, experts, EXPERTS_P2: tl.constexpr, BLOCK_M: tl.constexpr, ROW_TILES: tl.constexpr):  # type: ignore
+    """The expert and rows (first, past the end) of this program: with `ROW_TILES` one row tile
+    (`_row_tile`), else every row of expert program_id(0)."""
+    if ROW_TILES:
+        e, m0, end = _row_tile(offsets_ptr, tl.program_id(0), experts, EXPERTS_P2, BLOCK_M)
+    else:
+        e = tl.program_id(0)
+        m0, end = _expert_rows(offsets_ptr, e)
+    return e, m0, end
+
+
+@triton.jit
 def _grouped_kernel(
     x_ptr,
     out_ptr,
     offsets_ptr,
     w_ptr,
     scales_ptr,
+    experts,
     K: tl.constexpr,
     N: tl.constexpr,
     stride_xm,
@@ -373,6 +407,8 @@ def _grouped_kernel(
     MX: tl.constexpr,
     LUT: tl.constexpr,
     F16: tl.constexpr,
+    EXPERTS_P2: tl.constexpr,
+    ROW_TILES: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -383,10 +419,9 @@ def _grouped_kernel(
     and adds it to the accumulator times 2^(r - 121) (r - 127 for the scale, + 6 for the e4m3
     offset), so the f16 weights are exact for any scale but blocks more than 14 binades below their
     row's largest in the same step (which come out as zero)."""
-    e = tl.program_id(0)
+    e, m0, end = _program_rows(offsets_ptr, experts, EXPERTS_P2, BLOCK_M, ROW_TILES)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
-    m0, end = _expert_rows(offsets_ptr, e)
     while m0 < end:
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
@@ -480,21 +515,23 @@ def _grouped_mx_t_kernel(
     offsets_ptr,
     blocks_ptr,
     scales_ptr,
+    experts,
     K: tl.constexpr,
     N: tl.constexpr,
     stride_dm,
     stride_om,
     LUT: tl.constexpr,
+    EXPERTS_P2: tl.constexpr,
+    ROW_TILES: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
     """`out [P, K] = dy [P, N] @ W [N, K]` per expert, W in MXFP4; a program owns BLOCK_C
     input columns (BLOCK_C / 32 scale groups of each weight row) and reduces over the N rows."""
-    e = tl.program_id(0)
+    e, m0, end = _program_rows(offsets_ptr, experts, EXPERTS_P2, BLOCK_M, ROW_TILES)
     g0 = tl.program_id(1) * (BLOCK_C // 32)
     c = g0 * 32 + tl.arange(0, BLOCK_C)  # columns of out
-    m0, end = _expert_rows(offsets_ptr, e)
     while m0 < end:
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
@@ -581,7 +618,8 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
     ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
 }
-"""Launch settings per (kernel, row class). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
+"""Launch settings per (kernel, row class); `ROW_TILES` (default 0): one row tile a program
+(`_row_tile`) instead of one expert's rows. The many-row MXFP4 tiles are `tune_kernels.py --tokens`
 picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3% faster, but its tiles need about
@@ -637,11 +675,12 @@ def grouped_linear(
             ASM=_compiled(), **tiles,
         )  # fmt: skip
         return out
-    tiles = TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]
-    grid = (experts, triton.cdiv(n, tiles["BLOCK_N"]))
+    tiles = {"ROW_TILES": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
+    grid = (_row_programs(x.shape[0], experts, tiles), triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
-        x, out, offsets, w, s, k, n, x.stride(0), out.stride(0), *strides, MX=mx, LUT=_compiled(), F16=f16, **tiles
-    )
+        x, out, offsets, w, s, experts, k, n, x.stride(0), out.stride(0), *strides,
+        MX=mx, LUT=_compiled(), F16=f16, EXPERTS_P2=triton.next_power_of_2(experts), **tiles,
+    )  # fmt: skip
     return out
 
 
@@ -654,13 +693,19 @@ def grouped_linear_t(
     experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
     assert dy.shape[1] == n
     out = torch.empty((dy.shape[0], k), dtype=dy.dtype, device=dy.device)
-    tiles = TILES["mx_t", _row_class(dy.shape[0], experts)]
-    grid = (experts, triton.cdiv(k, tiles["BLOCK_C"]))
+    tiles = {"ROW_TILES": 0, **TILES["mx_t", _row_class(dy.shape[0], experts)]}
+    grid = (_row_programs(dy.shape[0], experts, tiles), triton.cdiv(k, tiles["BLOCK_C"]))
     _grouped_mx_t_kernel[grid](
-        dy, out, offsets, blocks.contiguous(), scales.contiguous(), k, n, dy.stride(0), out.stride(0), _compiled(),
-        **tiles,
+        dy, out, offsets, blocks.contiguous(), scales.contiguous(), experts, k, n, dy.stride(0), out.stride(0),
+        _compiled(), EXPERTS_P2=triton.next_power_of_2(experts), **tiles,
     )  # fmt: skip
     return out
+
+
+def _row_programs(rows: int, experts: int, tiles: dict[str, int]) -> int:
+    """Programs along the rows: one per expert, or with `ROW_TILES` one per row tile, at most
+    rows / BLOCK_M + one partial tile per expert (fixed for a given row count: CUDA graphs)."""
+    return triton.cdiv(rows, tiles["BLOCK_M"]) + experts if tiles["ROW_TILES"] else experts
 
 
 def _compiled() -> bool:
