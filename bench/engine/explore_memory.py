@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -30,9 +29,8 @@ from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
+from bench_step import GIB, GPU, reserved, timed  # bench/engine/bench_step.py
 
-GIB = 1024**3
-GPU = torch.cuda.is_available()
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
 
 
@@ -52,23 +50,14 @@ def main() -> None:
 
     rows: list[dict[str, object]] = []
 
-    def gib(bytes_: int) -> float:
-        return round(bytes_ / GIB, 2)
-
     def phase(name: str, fn):  # type: ignore[no-untyped-def]
-        if GPU:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        result = fn()
-        if GPU:
-            torch.cuda.synchronize()
+        result, seconds, peak = timed(fn)
         row = {
             "phase": name,
-            "seconds": round(time.perf_counter() - start, 3),
-            "peak_allocated_gib": gib(torch.cuda.max_memory_allocated()) if GPU else 0.0,
-            "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if GPU else 0.0,
-            "reserved_after_gib": gib(torch.cuda.memory_reserved()) if GPU else 0.0,
+            "seconds": round(seconds, 3),
+            "peak_allocated_gib": round(peak, 2),
+            "peak_reserved_gib": reserved(),
+            "reserved_after_gib": round(torch.cuda.memory_reserved() / GIB, 2) if GPU else 0.0,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
