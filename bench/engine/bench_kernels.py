@@ -9,8 +9,8 @@ rows, its prefill 600).
 Times (CUDA events, median of 20 after warm-up, microseconds): the MXFP4 decode kernel
 (`grouped_linear`, `mx`; `mx_f16` with x in f16, its fp8 path) and its transpose (`grouped_linear_t`, `mx_t`) for both projections; for reference the
 dense bf16 kernel and `F.grouped_mm` on the dequantized weights, and the way prefill and training
-run now, `dequantize_experts` of all 32 experts then `F.grouped_mm` (`dequantized_grouped_mm`, and
-`_t` for the transposed product); `dequantize_experts` of all 32 experts of gate_up alone (and the
+ran before 2026-12-06, `dequantize_experts` of all 32 experts then `F.grouped_mm`
+(`dequantized_grouped_mm`, and `_t` for the transposed product); `dequantize_experts` of all 32 experts of gate_up alone (and the
 PyTorch table lookup). Each MXFP4 result is checked against
 dequantize + matmul (relative error). Bandwidths: packed bytes (blocks and scales) of the routed
 experts read by the decode kernels, bf16 bytes written by the dequantization. Prints one JSON object.

@@ -20,9 +20,9 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
   grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
   folded), for the share of each;
-- ours in MXFP4 mode: experts packed (`load_resident`); decode multiplies by them with the
-  Triton kernel without dequantizing, prefill and training dequantize the routed experts 8 at
-  a time (Triton) for grouped_mm; embeddings offloaded to CPU memory, activation checkpointing.
+- ours in MXFP4 mode: experts packed (`load_resident`); decode, prefill and training multiply
+  by them with the Triton kernels without dequantizing (tiles of 16 rows for decode, 128 for
+  many rows); embeddings offloaded to CPU memory, activation checkpointing.
 
 Before timing, the Triton kernels are checked on the GPU at gpt-oss-20b's shapes (the expert
 products against grouped_mm, dense and MXFP4, forward and the MXFP4 backward; dequantization;
