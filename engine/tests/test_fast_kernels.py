@@ -298,6 +298,44 @@ def test_mxfp4_unpacking_at_the_edges() -> None:
     in_interpreter("edges")
 
 
+def compile_for_hopper(kernel: object, pointers: dict[str, str], constants: dict[str, object], **options: int) -> int:
+    """Compile `kernel` for sm_90 (no GPU needed: Triton's compiler and ptxas); its shared memory
+    in bytes. Every argument not in `pointers` or `constants` is an int32."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    names = kernel.arg_names  # type: ignore[attr-defined]
+    signature = {n: pointers.get(n, "constexpr" if n in constants else "i32") for n in names}
+    constexprs = {(names.index(n),): v for n, v in constants.items()}
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    return int(triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).metadata.shared)
+
+
+@needs_triton
+@pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
+@pytest.mark.parametrize("row_tiles", [0, 1])
+def test_many_row_kernels_compile_for_hopper(row_tiles: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The interpreter checks the math, not that the kernels compile: here the many-row products
+    # (bf16 rows, as prefill and training run them) and the decode product's fp8 path compile
+    # for sm_90 at gpt-oss-20b's shapes, with either way of giving programs their rows.
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9 warns when it is unset
+    mx = {"out_ptr": "*bf16", "offsets_ptr": "*i32", "scales_ptr": "*u8"}
+    shape = {"K": 2880, "N": 5760, "LUT": True, "EXPERTS_P2": 32, "ROW_TILES": row_tiles}
+    for rows, x in (("many", "*bf16"), ("decode", "*fp16")):
+        tiles = {**kernels.TILES["mx_f16" if x == "*fp16" else "mx", rows]}
+        options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}
+        pointers = {**mx, "x_ptr": x, "w_ptr": "*u8"}
+        constants = {**shape, **tiles, "MX": True, "F16": x == "*fp16"}
+        assert compile_for_hopper(kernels._grouped_kernel, pointers, constants, **options) > 0
+    tiles = {**kernels.TILES["mx_t", "many"]}
+    options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}
+    pointers = {**mx, "dy_ptr": "*bf16", "blocks_ptr": "*u8"}
+    assert compile_for_hopper(kernels._grouped_mx_t_kernel, pointers, {**shape, **tiles}, **options) > 0
+
+
 @needs_triton
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
 def test_compiled_kernels_unpack_exactly_on_the_gpu() -> None:

@@ -622,8 +622,10 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
 (`_row_tile`) instead of one expert's rows. The many-row MXFP4 tiles are `tune_kernels.py --tokens`
 picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
-For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3% faster, but its tiles need about
-100 KB of shared memory, the most a block gets on consumer GPUs. The decode tiles (16 rows) are `tune_kernels.py`'s picks
+For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
+the step was measured with these tiles, and that pick waits for a run of the step. (It does fit
+small GPUs: 32 KB of shared memory compiled for sm_90 by Triton 3.9, against 16 KB for these.)
+The decode tiles (16 rows) are `tune_kernels.py`'s picks
 on an H200 (2026-11-21, bench/RESULTS.md): gate_up + down 342 -> 335 us dense, 655 -> 578 us for
 the transposed MXFP4 kernel; the MXFP4 kernel kept its tiles, with `tl.dot_scaled` and again with
 the byte tables (281 us). The fp8 path (`mx_f16`) keeps the byte tables' tiles: tune_kernels.py
