@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--row-tiles]
+        [--row-tiles] [--routing]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -12,7 +12,10 @@ each phase: seconds, the peak of allocated tensors and the peak the caching allo
 (printed with the result).
 Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
 `--row-tiles`: the many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`,
-`ROW_TILES`) instead of one expert's rows.
+`ROW_TILES`) instead of one expert's rows. `--routing`: in the first step (as it runs, before any
+capture) the rows each expert got in every many-row call, summarized as the busiest expert's rows
+over the mean, per layer call (prefill, then the update's forward passes); it waits on the device
+at each call, so that step's times are not the engine's.
 """
 
 from __future__ import annotations
@@ -21,17 +24,55 @@ import argparse
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels
+from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
 from bench_step import GIB, GPU, reserved, timed  # bench/engine/bench_step.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
+
+
+def record_routing(counts: list[list[int]]) -> Callable[[], None]:
+    """Make every `MxExperts` append the rows per expert of its many-row calls to `counts`;
+    returns what undoes it."""
+    plain = MxExperts.grouped_linears
+
+    def recording(self: MxExperts):  # type: ignore[no-untyped-def]
+        gate_up, gate_up_bias, down, down_bias = plain(self)
+
+        def gate_up_recorded(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 16 * offsets.numel():
+                counts.append(torch.diff(offsets, prepend=offsets.new_zeros(1)).tolist())
+            return gate_up(x, offsets)
+
+        return gate_up_recorded, gate_up_bias, down, down_bias
+
+    MxExperts.grouped_linears = recording  # type: ignore[method-assign]
+
+    def restore() -> None:
+        MxExperts.grouped_linears = plain  # type: ignore[method-assign]
+
+    return restore
+
+
+def routing_summary(counts: list[list[int]]) -> dict[str, object]:
+    """The busiest expert's rows over the mean rows an expert, across the recorded calls."""
+    ratios = sorted(max(c) * len(c) / sum(c) for c in counts if sum(c))
+    if not ratios:
+        return {"calls": 0}
+    return {
+        "calls": len(ratios),
+        "rows": sorted({sum(c) for c in counts}),
+        "busiest_over_mean": {"min": round(ratios[0], 2), "median": round(ratios[len(ratios) // 2], 2), "max": round(ratios[-1], 2)},
+        "experts_without_rows_median": sorted(sum(n == 0 for n in c) for c in counts)[len(counts) // 2],
+    }
 
 
 def main() -> None:
@@ -40,6 +81,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--preset", default="20b")
     parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
+    parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
     args = parser.parse_args()
     if args.row_tiles:
         for key in (("mx", "many"), ("mx_t", "many")):
@@ -81,7 +123,12 @@ def main() -> None:
     vocab = 1000 if args.preset == "tiny" else 199_998
     prompts = [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
     loss = {"type": "bnpo", "epsilon": 0.2, "epsilon_high": 0.28, "delta": 1.5, "beta": 0.0, "compute_kl": True}
+    counts: list[list[int]] = []
+    stop_recording = record_routing(counts) if args.routing else None
     for step in range(1, args.steps + 1):
+        if step == 2 and stop_recording:
+            stop_recording()
+            print(json.dumps({"routing": routing_summary(counts)}), flush=True)
         gen = GenerateParams(prompts=prompts, n=N, max_new_tokens=NEW_TOKENS, stop_token_ids=[])
         completions = phase(f"generate {step}", lambda: engine.generate(gen))["completions"]
         items = [
