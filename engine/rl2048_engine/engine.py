@@ -159,10 +159,13 @@ class Engine:
         return result
 
     def train_step(self, p: TrainStepParams) -> dict[str, Any]:
+        """The GRPO update's report, with the GPU memory since the previous one (the step's)."""
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
         if self.fast_generator is None:
-            return train_step(self.require(), p)
-        return train_step_fused(self.require(), p, self.graphs)
+            report = train_step(self.require(), p)
+        else:
+            report = train_step_fused(self.require(), p, self.graphs)
+        return {**report, "memory": memory(reset_peaks=True)}
 
     def sft_step(self, p: SftStepParams) -> dict[str, Any]:
         self._check_ids([t for it in p.items for t in it.prompt + it.completion])
@@ -190,14 +193,22 @@ def _rows(values: torch.Tensor, lengths: list[int]) -> list[list[float]]:
     return [row[:n] for row, n in zip(values.tolist(), lengths)]
 
 
-def memory() -> dict[str, Any]:
-    """GPU memory in bytes (allocated now, peak, total) when there is a GPU, else {}."""
+def memory(reset_peaks: bool = False) -> dict[str, Any]:
+    """GPU memory in bytes when there is a GPU, else {}: tensors allocated now and at the peak,
+    what PyTorch's caching allocator holds now and held at the peak (cached blocks and CUDA
+    graphs' pools too: what a smaller GPU would need), free and total. The peaks count from the
+    last `reset_peaks` (each `train_step` report resets them after reading them)."""
     if not torch.cuda.is_available():
         return {}
     free, total = torch.cuda.mem_get_info()
-    return {
+    report = {
         "allocated": torch.cuda.memory_allocated(),
         "peak": torch.cuda.max_memory_allocated(),
+        "reserved": torch.cuda.memory_reserved(),
+        "peak_reserved": torch.cuda.max_memory_reserved(),
         "free": free,
         "total": total,
     }
+    if reset_peaks:
+        torch.cuda.reset_peak_memory_stats()
+    return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import ATTENTION_LORA, PROMPTS, Call, make_call
 
 from rl2048_engine.engine import Engine
@@ -37,6 +38,27 @@ def test_advantage_sign_moves_the_completion_logprob(tiny_folder: Path, advantag
     after = total_logprob(call, item)
     assert (after - before) * advantage > 0.01
     assert result["step"] == 1 and result["grad_norm"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU case is the test below")
+def test_train_step_reports_no_memory_without_a_gpu(tiny_folder: Path) -> None:
+    call = loaded_engine(tiny_folder)
+    assert call("train_step", items=[{**completion(call), "advantage": 1.0}])["memory"] == {}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU memory")
+def test_train_step_reports_the_gpu_memory_peaks_since_the_last_report(tiny_folder: Path) -> None:
+    # The peaks a report gives start at the previous report: a 512 MiB tensor made and freed
+    # before the first update is in the first report's peaks, not in the second's.
+    call = loaded_engine(tiny_folder, device="cuda")
+    item = {**completion(call), "advantage": 1.0}
+    big = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")
+    del big
+    first = call("train_step", items=[item])["memory"]
+    second = call("train_step", items=[item])["memory"]
+    assert first["peak_reserved"] >= first["peak"] >= 512 * 2**20
+    assert second["peak"] < first["peak"] - 256 * 2**20
+    assert second["reserved"] <= second["peak_reserved"] <= second["total"]
 
 
 def test_kl_is_zero_before_the_first_update_then_grows(tiny_folder: Path) -> None:

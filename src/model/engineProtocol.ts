@@ -29,9 +29,12 @@ export const replySchema = z.union([
   }),
 ]);
 
+/** GPU memory in bytes (absent without a GPU); the peaks since the previous train_step. */
 const memory = z.object({
   allocated: z.number().optional(),
   peak: z.number().optional(),
+  reserved: z.number().optional(),
+  peak_reserved: z.number().optional(),
   free: z.number().optional(),
   total: z.number().optional(),
 });
@@ -176,6 +179,7 @@ export const trainStepResult = z.object({
   grad_norm: z.number(),
   learning_rate: z.number(),
   step: z.number(),
+  memory: memory.optional(),
 });
 export type TrainStepResult = z.infer<typeof trainStepResult>;
 

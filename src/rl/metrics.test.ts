@@ -65,6 +65,28 @@ describe("stepMetrics", () => {
     expect(metrics["sampling/groups_trained"]).toBe(2);
   });
 
+  it("reports the step's peak GPU memory, the largest of its updates', only on a GPU", () => {
+    expect(metrics["memory/peak_reserved_gib"]).toBeUndefined(); // these updates ran on a CPU
+    const gib = 1024 ** 3;
+    const onGpu = stepMetrics({
+      functionNames: ["function_works"],
+      weights: [1],
+      groupSize: 2,
+      scale: "none",
+      completions: completions.map((c) => ({ ...c, rewards: [1] })),
+      // num_iterations 2: the first report's peaks cover generation too, the second's its update
+      updates: [
+        { ...update(1e-5, 0), memory: { peak: 13 * gib, peak_reserved: 14.5 * gib } },
+        { ...update(1e-5, 0), memory: { peak: 13.5 * gib, peak_reserved: 14 * gib } },
+      ],
+      seconds: { generate: 1, score: 1, train: 1 },
+      samplingRounds: 1,
+      groupsTrained: 2,
+    });
+    expect(onGpu["memory/peak_allocated_gib"]).toBe(13.5);
+    expect(onGpu["memory/peak_reserved_gib"]).toBe(14.5);
+  });
+
   it("leaves training metrics out when no update ran", () => {
     const skipped = stepMetrics({
       functionNames: ["function_works"],

@@ -1,6 +1,7 @@
 /**
  * One step's metrics under TRL's names, so a GRPO user reads them as usual, plus what TRL has
- * no name for: outcome counts (`outcomes/<outcome>`), sampling rounds and seconds per phase.
+ * no name for: outcome counts (`outcomes/<outcome>`), sampling rounds, seconds per phase and,
+ * on a GPU, the step's peak memory (`memory/peak_allocated_gib`, `memory/peak_reserved_gib`).
  */
 import { groupAdvantages, totalRewards, type ScaleRewards } from "./advantages.ts";
 import { mean, std } from "./stats.ts";
@@ -24,7 +25,11 @@ export interface TrainStepReport {
   clip_ratio: { low_mean: number; high_mean: number; region_mean: number };
   grad_norm: number;
   learning_rate: number;
+  /** GPU bytes at the peak since the previous report (absent without a GPU). */
+  memory?: { peak?: number | undefined; peak_reserved?: number | undefined } | undefined;
 }
+
+const GIB = 1024 ** 3;
 
 export interface StepInput {
   functionNames: readonly string[];
@@ -93,6 +98,14 @@ export function stepMetrics(input: StepInput): StepMetrics {
     metrics["clip_ratio/region_mean"] = avg((u) => u.clip_ratio.region_mean);
     metrics.grad_norm = avg((u) => u.grad_norm);
     metrics.learning_rate = (updates[updates.length - 1] as TrainStepReport).learning_rate;
+    // Each report's peaks start at the previous one: the step's peak is the largest.
+    for (const [name, key] of [
+      ["memory/peak_allocated_gib", "peak"],
+      ["memory/peak_reserved_gib", "peak_reserved"],
+    ] as const) {
+      const peaks = updates.flatMap((u) => (u.memory?.[key] === undefined ? [] : [u.memory[key]]));
+      if (peaks.length > 0) metrics[name] = Math.max(...peaks) / GIB;
+    }
   }
 
   for (const c of completions) {
