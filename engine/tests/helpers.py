@@ -41,3 +41,8 @@ def transformers_model(folder: Path, dtype: torch.dtype) -> PreTrainedModel:
 ATTENTION_LORA = {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 EXPERT_LORA = {**ATTENTION_LORA, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}
 PROMPTS = [[5, 17, 301, 42, 9], [700, 12, 8]]
+
+
+def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    """|got - want| / |want| (Frobenius norms, in float32)."""
+    return float((got.float() - want.float()).norm() / want.float().norm())

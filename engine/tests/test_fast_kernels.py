@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from helpers import rel_err
 
 
 def per_expert(x: torch.Tensor, counts: list[int], weights: torch.Tensor) -> torch.Tensor:
@@ -173,10 +174,6 @@ def check_gemv(device: str) -> None:
     bound = per_expert(x.double().abs(), counts, weight.abs().transpose(1, 2))
     tol = 2.0**-8 if device == "cuda" else 1e-5
     assert ((got.double() - want).abs() <= tol * bound).all(), f"mxfp4 product on the CUDA cores ({device})"
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return float((got.float() - want).norm() / want.norm())
 
 
 def check_attention() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import rel_err
 from transformers import AutoConfig
 
 from rl2048_engine.fast import mxfp4_experts
@@ -103,10 +104,6 @@ def test_resident_model_on_the_gpu_matches_the_dequantized_one(tiny_mxfp4_folder
         out.logsumexp(-1).sum().backward()
     assert embeds[0].grad is not None and embeds[1].grad is not None
     assert rel_err(embeds[1].grad, embeds[0].grad) < 5e-2
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    return float((got - want).norm() / want.norm())
 
 
 def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder: Path) -> None:
