@@ -43,7 +43,8 @@ GRID["mx_f16"] = [
     for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
 GRID["mx_gemv"] = [
-    dict(BLOCK_N=n, BLOCK_K=k, num_warps=w) for n, k, w in itertools.product([16, 32, 64, 128], [512, 1024], [2, 4, 8])
+    dict(BLOCK_N=n, BLOCK_K=k, K_STAGES=s, num_warps=w)
+    for n, k, s, w in itertools.product([16, 32, 64], [512, 1024], [1, 2, 3], [4, 8])
 ]
 GRID["mx_t"] = [
     dict(BLOCK_M=16, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])

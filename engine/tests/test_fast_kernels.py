@@ -151,8 +151,10 @@ def check_gemv(device: str) -> None:
     """The MXFP4 product with x in f16 on the CUDA cores (`_mx_gemv_kernel`: at most
     `GEMV_ROWS_PER_EXPERT` rows an expert on average) on `device`: scales over e8m0's range but its
     largest 7 (0..248), K = 1056 (33 groups: a full 1024-column step and a partial one), an expert
-    with no rows; x followed in memory by infinities. The group sums in f16 round to 2^-11 of their magnitude: within 2^-8 of the sums
-    of |x w|; float32 otherwise (the interpreter: 1e-5)."""
+    with no rows; x followed in memory by infinities. The group sums in f16 round to 2^-11 of their
+    magnitude: within 2^-8 of the sums of |x w|; float32 otherwise (the interpreter: 1e-5). Then the
+    same blocks 4 bytes past a 16-byte boundary, which `grouped_linear` gives the tensor-core
+    kernel instead (`test_cuda_core_kernel_gives_each_thread_whole_scale_groups`)."""
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.fast.mxfp4_experts import dequantize
 
@@ -168,12 +170,17 @@ def check_gemv(device: str) -> None:
     # x's rows followed by infinities in memory: what the kernel reads past them would show
     padded = torch.full((x.shape[0] + 1, k), float("inf"), dtype=x.dtype, device=device)
     padded[:-1] = x.to(device)
-    args = [padded[:-1], *(t.to(device) for t in (offsets, blocks, scales))]
-    got = kernels.grouped_linear(args[0], args[1], blocks=args[2], scales=args[3], out_dtype=torch.float32).cpu()
+    # and the blocks again 4 bytes past a 16-byte boundary: not for this kernel (`grouped_linear`)
+    shifted = torch.empty(blocks.numel() + 4, dtype=torch.uint8, device=device)[4:].view(blocks.shape)
+    shifted.copy_(blocks)
     want = per_expert(x.double(), counts, weight.transpose(1, 2))
     bound = per_expert(x.double().abs(), counts, weight.abs().transpose(1, 2))
-    tol = 2.0**-8 if device == "cuda" else 1e-5
-    assert ((got.double() - want).abs() <= tol * bound).all(), f"mxfp4 product on the CUDA cores ({device})"
+    for packed in (blocks.to(device), shifted):  # the other kernel rounds x w to f16 (2^-11)
+        tol = 2.0**-8 if device == "cuda" or packed is shifted else 1e-5
+        got = kernels.grouped_linear(
+            padded[:-1], offsets.to(device), blocks=packed, scales=scales.to(device), out_dtype=torch.float32
+        ).cpu()
+        assert ((got.double() - want).abs() <= tol * bound).all(), f"mxfp4 product ({device}, shifted {packed is shifted})"
 
 
 def check_attention() -> None:
@@ -295,9 +302,13 @@ def test_mxfp4_unpacking_at_the_edges() -> None:
     in_interpreter("edges")
 
 
-def compile_for_hopper(kernel: object, pointers: dict[str, str], constants: dict[str, object], **options: int) -> int:
-    """Compile `kernel` for sm_90 (no GPU needed: Triton's compiler and ptxas); its shared memory
-    in bytes. Every argument not in `pointers` or `constants` is an int32."""
+def compile_for_hopper(
+    kernel: object, pointers: dict[str, str], constants: dict[str, object], aligned: bool = False, **options: int
+) -> object:
+    """Compile `kernel` for sm_90 (no GPU needed: Triton's compiler and ptxas); the compiled
+    kernel (`.metadata.shared`: shared memory in bytes; `.asm["ttgir"]`: the layouts). Every
+    argument not in `pointers` or `constants` is an int32. `aligned`: the pointers 16-byte aligned,
+    as the JIT specializes them for tensors whose data starts at a multiple of 16 bytes."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -305,8 +316,9 @@ def compile_for_hopper(kernel: object, pointers: dict[str, str], constants: dict
     names = kernel.arg_names  # type: ignore[attr-defined]
     signature = {n: pointers.get(n, "constexpr" if n in constants else "i32") for n in names}
     constexprs = {(names.index(n),): v for n, v in constants.items()}
-    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
-    return int(triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).metadata.shared)
+    attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in pointers} if aligned else None
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
 
 
 @needs_triton
@@ -326,11 +338,42 @@ def test_many_row_kernels_compile_for_hopper(row_tiles: int, monkeypatch: pytest
         options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}
         pointers = {**mx, "x_ptr": x, "w_ptr": "*u8"}
         constants = {**shape, **tiles, "MX": True, "F16": x == "*fp16"}
-        assert compile_for_hopper(kernels._grouped_kernel, pointers, constants, **options) > 0
+        assert compile_for_hopper(kernels._grouped_kernel, pointers, constants, **options).metadata.shared > 0
     tiles = {**kernels.TILES["mx_t", "many"]}
     options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}
     pointers = {**mx, "dy_ptr": "*bf16", "blocks_ptr": "*u8"}
-    assert compile_for_hopper(kernels._grouped_mx_t_kernel, pointers, {**shape, **tiles}, **options) > 0
+    assert compile_for_hopper(kernels._grouped_mx_t_kernel, pointers, {**shape, **tiles}, **options).metadata.shared > 0
+
+
+def asm_elements_per_thread(ttgir: str) -> tuple[list[int], list[int]]:
+    """`sizePerThread` and `order` of the layout of the first inline-asm call's operands in `ttgir`."""
+    import re
+
+    call = next(line for line in ttgir.splitlines() if "tt.elementwise_inline_asm" in line)
+    name = re.search(r"tensor<[0-9x]+x\w+, (#\w+)>", call).group(1)  # type: ignore[union-attr]
+    layout = re.search(rf"^{name} = .*sizePerThread = \[([0-9, ]+)\].*order = \[([0-9, ]+)\]", ttgir, re.M)
+    assert layout, f"no layout {name}"
+    return [int(v) for v in layout.group(1).split(",")], [int(v) for v in layout.group(2).split(",")]
+
+
+@needs_triton
+@pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
+def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `_gemv_group`'s assembly takes 4 elements (its pack) as the 4 words of one weight row's
+    # 32-column group. That holds only if Triton lays each thread's codes out 4 consecutive words
+    # along a row, which it does for 16-byte loads, that is for weights whose data is 16-byte
+    # aligned (the JIT specializes on it); unaligned, it gives each thread single words of 4 rows,
+    # and the product would be wrong: `grouped_linear` sends such weights to the other kernel.
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
+    tiles = {**kernels.TILES["mx_gemv", "decode"]}
+    pointers = {"x_ptr": "*i32", "out_ptr": "*bf16", "offsets_ptr": "*i32", "w_ptr": "*i32", "scales_ptr": "*u8"}
+    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles}
+    num_warps = constants.pop("num_warps")
+    compiled = compile_for_hopper(kernels._mx_gemv_kernel, pointers, constants, aligned=True, num_warps=num_warps)
+    per_thread, order = asm_elements_per_thread(compiled.asm["ttgir"])  # type: ignore[attr-defined]
+    assert order[0] == 1 and per_thread[1] % 4 == 0, (per_thread, order)
 
 
 @needs_triton

@@ -473,12 +473,15 @@ def _mx_gemv_kernel(
     ASM: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    K_STAGES: tl.constexpr,
 ):
     """`out = x @ W` per expert on the CUDA cores: `x` the int32 view of f16 x `[P, K / 2]`, `w` the
     int32 view of the blocks `[E * N, K / 8]` (word j of a row holds columns 8j .. 8j + 7, low
     nibble first). Each thread takes 4 consecutive words (one scale group) of its weight rows;
     past K, masked words read the row's last group again, times zero. An expert's rows go two at a
-    time while two remain (`_gemv_group2`: the codes unpacked once for both), then one."""
+    time while two remain (`_gemv_group2`: the codes unpacked once for both), then one. `K_STAGES`
+    above 1: Triton loads the codes of the next column steps (through shared memory) while the
+    present one is multiplied."""
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
@@ -490,7 +493,7 @@ def _mx_gemv_kernel(
         m1 = m0 + 1  # read only when `pair`
         acc0 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
         acc1 = tl.zeros((BLOCK_N, BLOCK_K // 8), dtype=tl.float32)
-        for k0 in range(0, K, BLOCK_K):
+        for k0 in tl.range(0, K, BLOCK_K, num_stages=K_STAGES):
             word = k0 // 8 + words
             ok = n_ok[:, None] & (word < K // 8)[None, :]
             codes = tl.load(w_ptr + w_rows[:, None] * (K // 8) + word[None, :], mask=ok, other=0)
@@ -616,7 +619,7 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
     ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
-    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
+    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, num_warps=4),
 }
 """Launch settings per (kernel, row class); `ROW_TILES` (default 0): one row tile a program
 (`_row_tile`) instead of one expert's rows. The many-row MXFP4 tiles are `tune_kernels.py --tokens`
@@ -670,7 +673,10 @@ def grouped_linear(
     assert x.shape[1] == k, f"x has {x.shape[1]} columns, the weight {k}"
     out = torch.empty((x.shape[0], n), dtype=out_dtype or x.dtype, device=x.device)
     f16 = mx and x.dtype == torch.float16
-    if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and x.data_ptr() % 16 == 0:  # 16-byte loads of x
+    # 16-byte loads: of x by the kernel's assembly; of the codes, for Triton to give each thread a
+    # whole scale group (4 consecutive words), which the assembly takes as its pack of 4
+    aligned = x.data_ptr() % 16 == 0 and w.data_ptr() % 16 == 0
+    if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and aligned:
         tiles = TILES["mx_gemv", "decode"]
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
