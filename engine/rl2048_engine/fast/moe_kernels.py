@@ -37,10 +37,13 @@ batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CU
 (`_mx_gemv_kernel`): lanes walk K over a coalesced row of codes, each thread one 32-column scale
 group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
 sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
-An expert's rows go two at a time while two remain (one unpacking for both). gate_up + down
-158 -> 136 us on an H200 (CUDA-graph timed, bench/RESULTS.md), 115 us two rows at a time. Exact scales for
-s <= 248 (all of them but e8m0's largest 7); the group sums in f16 round to 2^-11 of their
-magnitude and need |x| below about 40 000.
+An expert's rows go two at a time while two remain (one unpacking for both). It needs x and the
+blocks 16-byte aligned: the assembly takes a thread's 4 consecutive words as one group, the layout
+Triton gives 16-byte loads (unaligned blocks would give each thread one word of 4 rows); other
+calls take the tensor-core kernel. gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed,
+bench/RESULTS.md), 115 us two rows at a time. Exact scales for s <= 248 (all of them but e8m0's
+largest 7); the group sums in f16 round to 2^-11 of their magnitude and need |x| below about
+40 000.
 
 `grouped_linear_t` is the product with the transposed MXFP4 weight (`dy [P, N] @ W [N, K]`),
 the backward pass to the input. Tile sizes follow the rows per expert (`_row_class`): 16-row
