@@ -50,11 +50,14 @@ GRID["mx_t"] = [
     dict(BLOCK_M=16, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
 ]
 MANY_ROWS: dict[str, list[dict[str, int]]] = {
-    kind: [
+    "dense": [
         dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
         for m, n, k, w, s in itertools.product([64, 128], [64, 128, 256], [64, 128], [4, 8], [3, 4])
-    ]
-    for kind in ("dense", "mx")
+    ],
+    "mx": [
+        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, SPLIT_X=x, num_warps=w, num_stages=3)
+        for x, m, n, k, w in itertools.product([1, 0], [64, 128], [128, 256], [64, 128], [4, 8])
+    ],
 }
 MANY_ROWS["mx_t"] = [
     dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=s)

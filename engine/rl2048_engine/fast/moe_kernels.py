@@ -69,6 +69,7 @@ import os
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
@@ -415,9 +416,12 @@ def _grouped_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    SPLIT_X: tl.constexpr,
 ):
     """`out = x @ W` per expert. MXFP4 with x in bf16 (`F16` false): the weights unpacked to bf16
-    (`_mx_tile`), exact. With x in f16: through fp8 (`_mx_tile_f16`); each loop step takes its
+    (`_mx_tile`), exact. The even and the odd columns of x meet the low and the high nibbles in two
+    dots; with `SPLIT_X` x comes in `evens_then_odds` order, so each is one contiguous load that
+    Triton pipelines through shared memory, instead of a load split apart in registers. With x in f16: through fp8 (`_mx_tile_f16`); each loop step takes its
     weight row's largest scale r over the step's groups as the reference, starts its dot from zero
     and adds it to the accumulator times 2^(r - 121) (r - 127 for the scale, + 6 for the e4m3
     offset), so the f16 weights are exact for any scale but blocks more than 14 binades below their
@@ -434,11 +438,18 @@ def _grouped_kernel(
         for k0 in range(0, K, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
             k_ok = k < K
-            x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            if MX and SPLIT_X:  # x's columns in `evens_then_odds` order: two plain loads
+                half = x_ptr + rows[:, None] * stride_xm + (k0 + tl.arange(0, BLOCK_K // 2))[None, :]
+                x_even = tl.load(half, mask=row_ok[:, None], other=0.0)
+                x_odd = tl.load(half + BLOCK_K // 2, mask=row_ok[:, None], other=0.0)
+                x = x_even
+            else:
+                x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             if MX:
                 s = s_next
                 s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, (k0 + BLOCK_K) // 32, BLOCK_K // 32, K)
-                x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
+                if not SPLIT_X:
+                    x_even, x_odd = tl.split(tl.reshape(x, (BLOCK_M, BLOCK_K // 2, 2)))
                 if F16:
                     s = _clamped(s)
                     r = tl.max(s, axis=1)
@@ -686,7 +697,9 @@ def grouped_linear(
             ASM=_compiled(), **tiles,
         )  # fmt: skip
         return out
-    tiles = {"ROW_TILES": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
+    tiles = {"ROW_TILES": 0, "SPLIT_X": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
+    if mx and tiles["SPLIT_X"]:
+        x = evens_then_odds(x, tiles["BLOCK_K"])
     grid = (_row_programs(x.shape[0], experts, tiles), triton.cdiv(n, tiles["BLOCK_N"]))
     _grouped_kernel[grid](
         x, out, offsets, w, s, experts, k, n, x.stride(0), out.stride(0), *strides,
@@ -711,6 +724,14 @@ def grouped_linear_t(
         _compiled(), EXPERTS_P2=triton.next_power_of_2(experts), **tiles,
     )  # fmt: skip
     return out
+
+
+def evens_then_odds(x: torch.Tensor, block: int) -> torch.Tensor:
+    """`x [P, K]` with its columns zero-padded to a multiple of `block` and reordered block by
+    block: each block's even columns, then its odd ones (`_grouped_kernel`'s `SPLIT_X`)."""
+    rows, k = x.shape
+    padded = F.pad(x, (0, -k % block))
+    return padded.view(rows, -1, block // 2, 2).transpose(2, 3).reshape(rows, -1)
 
 
 def _row_programs(rows: int, experts: int, tiles: dict[str, int]) -> int:
