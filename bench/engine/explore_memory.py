@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--row-tiles] [--routing]
+        [--row-tiles] [--routing] [--tiles TUNED.json ...]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -15,7 +15,8 @@ Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dr
 `ROW_TILES`) instead of one expert's rows. `--routing`: in the first step (as it runs, before any
 capture) the rows each expert got in every many-row call, summarized as the busiest expert's rows
 over the mean, per layer call (prefill, then the update's forward passes); it waits on the device
-at each call, so that step's times are not the engine's.
+at each call, so that step's times are not the engine's. `--tiles`: the picks of `tune_kernels.py`
+runs (their JSON output) replace those launch settings first.
 """
 
 from __future__ import annotations
@@ -82,7 +83,13 @@ def main() -> None:
     parser.add_argument("--preset", default="20b")
     parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
     parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
+    parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
     args = parser.parse_args()
+    for tuned in args.tiles:
+        report = json.loads(tuned.read_text())
+        for kind, result in report.items():
+            if isinstance(result, dict) and "best" in result:
+                moe_kernels.TILES[kind, report["rows"]] = result["best"]
     if args.row_tiles:
         for key in (("mx", "many"), ("mx_t", "many")):
             moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
@@ -144,6 +151,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
                 "row_tiles": args.row_tiles,
+                "tiles": {f"{kind}/{rows}": tiles for (kind, rows), tiles in moe_kernels.TILES.items()},
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
                 "later_steps_reserved_gib": max(
