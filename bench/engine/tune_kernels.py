@@ -55,8 +55,8 @@ MANY_ROWS: dict[str, list[dict[str, int]]] = {
         for m, n, k, w, s in itertools.product([64, 128], [64, 128, 256], [64, 128], [4, 8], [3, 4])
     ],
     "mx": [
-        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, SPLIT_X=x, num_warps=w, num_stages=3)
-        for x, m, n, k, w in itertools.product([1, 0], [64, 128], [128, 256], [64, 128], [4, 8])
+        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=64, SPLIT_X=x, W_AS_A=a, num_warps=w, num_stages=3)
+        for a, x, m, n, w in itertools.product([1, 0], [1, 0], [64, 128], [128, 256], [4, 8])
     ],
 }
 MANY_ROWS["mx_t"] = [

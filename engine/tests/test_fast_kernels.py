@@ -24,8 +24,8 @@ def per_expert(x: torch.Tensor, counts: list[int], weights: torch.Tensor) -> tor
 
 def check(counts: list[int]) -> None:
     """The products, with their programs taking an expert's rows each and taking a row tile each
-    (`ROW_TILES`), and with x's columns split into evens and odds first (`SPLIT_X`), against
-    per-expert matmuls."""
+    (`ROW_TILES`), with x's columns split into evens and odds first (`SPLIT_X`), and with the
+    weights as the dots' left operand (`W_AS_A`), against per-expert matmuls."""
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.fast.mxfp4_experts import dequantize
     from rl2048_engine.mxfp4 import quantize_mxfp4
@@ -40,16 +40,16 @@ def check(counts: list[int]) -> None:
     weight = dequantize(blocks, scales, torch.float32)  # [E, n, k]
     dy = torch.randn(sum(counts), n, generator=gen)
 
-    for row_tiles, split_x in ((0, 0), (1, 0), (0, 1)):
+    for row_tiles, split_x, w_as_a in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1)):
         for key in [key for key in kernels.TILES if key[0] in ("dense", "mx", "mx_t")]:
             kernels.TILES[key] = {**kernels.TILES[key], "ROW_TILES": row_tiles}
         for key in [key for key in kernels.TILES if key[0] == "mx"]:
-            kernels.TILES[key] = {**kernels.TILES[key], "SPLIT_X": split_x}
+            kernels.TILES[key] = {**kernels.TILES[key], "SPLIT_X": split_x, "W_AS_A": w_as_a}
         got = kernels.grouped_linear(x, offsets, weight=dense)
         assert torch.allclose(got, per_expert(x, counts, dense), rtol=1e-4, atol=1e-4), f"dense {row_tiles}"
         got = kernels.grouped_linear(x, offsets, blocks=blocks, scales=scales)
         want = per_expert(x, counts, weight.transpose(1, 2))
-        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), f"mxfp4 {row_tiles} {split_x}"
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), f"mxfp4 {row_tiles} {split_x} {w_as_a}"
         got = kernels.grouped_linear_t(dy, offsets, blocks, scales)
         assert torch.allclose(got, per_expert(dy, counts, weight), rtol=1e-4, atol=1e-4), f"transposed {row_tiles}"
 
@@ -326,12 +326,14 @@ def compile_for_hopper(
 
 @needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
-@pytest.mark.parametrize("row_tiles, split_x", [(0, 0), (1, 0), (0, 1)])
-def test_many_row_kernels_compile_for_hopper(row_tiles: int, split_x: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("row_tiles, split_x, w_as_a", [(0, 0, 0), (1, 0, 0), (0, 1, 1)])
+def test_many_row_kernels_compile_for_hopper(
+    row_tiles: int, split_x: int, w_as_a: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The interpreter checks the math, not that the kernels compile: here the many-row products
     # (bf16 rows, as prefill and training run them) and the decode product's fp8 path compile
     # for sm_90 at gpt-oss-20b's shapes, with either way of giving programs their rows, and x
-    # split into evens and odds or not.
+    # split into evens and odds with the weights as the left operand, or not.
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9 warns when it is unset
@@ -341,8 +343,7 @@ def test_many_row_kernels_compile_for_hopper(row_tiles: int, split_x: int, monke
         tiles = {**kernels.TILES["mx_f16" if x == "*fp16" else "mx", rows]}
         options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}
         pointers = {**mx, "x_ptr": x, "w_ptr": "*u8"}
-        constants = {"SPLIT_X": 0, **shape, **tiles, "MX": True, "F16": x == "*fp16"}
-        constants["SPLIT_X"] = split_x
+        constants = {**shape, **tiles, "MX": True, "F16": x == "*fp16", "SPLIT_X": split_x, "W_AS_A": w_as_a}
         assert compile_for_hopper(kernels._grouped_kernel, pointers, constants, **options).metadata.shared > 0
     tiles = {**kernels.TILES["mx_t", "many"]}
     options = {"num_warps": tiles.pop("num_warps"), "num_stages": tiles.pop("num_stages")}

@@ -417,15 +417,20 @@ def _grouped_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     SPLIT_X: tl.constexpr,
+    W_AS_A: tl.constexpr,
 ):
     """`out = x @ W` per expert. MXFP4 with x in bf16 (`F16` false): the weights unpacked to bf16
-    (`_mx_tile`), exact. The even and the odd columns of x meet the low and the high nibbles in two
-    dots; with `SPLIT_X` x comes in `evens_then_odds` order, so each is one contiguous load that
-    Triton pipelines through shared memory, instead of a load split apart in registers. With x in f16: through fp8 (`_mx_tile_f16`); each loop step takes its
+    (`_mx_tile`), exact. With x in f16: through fp8 (`_mx_tile_f16`); each loop step takes its
     weight row's largest scale r over the step's groups as the reference, starts its dot from zero
     and adds it to the accumulator times 2^(r - 121) (r - 127 for the scale, + 6 for the e4m3
     offset), so the f16 weights are exact for any scale but blocks more than 14 binades below their
-    row's largest in the same step (which come out as zero)."""
+    row's largest in the same step (which come out as zero).
+
+    The even and the odd columns of x meet the low and the high nibbles in two dots. With
+    `SPLIT_X` x comes in `evens_then_odds` order, so each is one contiguous load, instead of one
+    load split apart in registers. With `W_AS_A` (bf16 x) the dots take the unpacked tile as their
+    left operand (out^T = W x^T), which Hopper's wgmma reads from registers, instead of storing it
+    transposed to shared memory."""
     e, m0, end = _program_rows(offsets_ptr, experts, EXPERTS_P2, BLOCK_M, ROW_TILES)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
@@ -433,6 +438,7 @@ def _grouped_kernel(
         rows = m0 + tl.arange(0, BLOCK_M)
         row_ok = rows < end
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)  # with W_AS_A
         if MX:  # weight rows are output columns; each step fetches the next step's scales
             s_next = _mx_scales(scales_ptr, e * N + cols, col_ok, 0, BLOCK_K // 32, K)
         for k0 in range(0, K, BLOCK_K):
@@ -459,8 +465,12 @@ def _grouped_kernel(
                     acc += part * _pow2(r - 121)[None, :]
                 else:
                     w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
-                    acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
-                    acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
+                    if W_AS_A:  # out^T = W x^T
+                        acc_t = tl.dot(w_even.to(x.dtype), tl.trans(x_even), acc_t)
+                        acc_t = tl.dot(w_odd.to(x.dtype), tl.trans(x_odd), acc_t)
+                    else:
+                        acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
+                        acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
             else:
                 w = tl.load(
                     w_ptr + e * stride_we + k[:, None] * stride_wk + cols[None, :] * stride_wn,
@@ -468,6 +478,8 @@ def _grouped_kernel(
                     other=0.0,
                 )
                 acc += tl.dot(x, w)
+        if MX and W_AS_A and not F16:
+            acc = tl.trans(acc_t)
         out = out_ptr + rows[:, None] * stride_om + cols[None, :]
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
         m0 += BLOCK_M
@@ -697,7 +709,7 @@ def grouped_linear(
             ASM=_compiled(), **tiles,
         )  # fmt: skip
         return out
-    tiles = {"ROW_TILES": 0, "SPLIT_X": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
+    tiles = {"ROW_TILES": 0, "SPLIT_X": 0, "W_AS_A": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
     if mx and tiles["SPLIT_X"]:
         x = evens_then_odds(x, tiles["BLOCK_K"])
     grid = (_row_programs(x.shape[0], experts, tiles), triton.cdiv(n, tiles["BLOCK_N"]))
