@@ -56,7 +56,7 @@ MANY_ROWS: dict[str, list[dict[str, int]]] = {
     ],
     "mx": [
         dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=64, SPLIT_X=x, W_AS_A=a, num_warps=w, num_stages=3)
-        for a, x, m, n, w in itertools.product([1, 0], [1, 0], [64, 128], [128, 256], [4, 8])
+        for a, x, w, m, n in itertools.product([1, 0], [1, 0], [8, 4], [128, 64], [128, 256])
     ],
 }
 MANY_ROWS["mx_t"] = [
