@@ -647,8 +647,11 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
     ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, num_warps=4),
 }
-"""Launch settings per (kernel, row class); `ROW_TILES` (default 0): one row tile a program
-(`_row_tile`) instead of one expert's rows. The many-row MXFP4 tiles are `tune_kernels.py --tokens`
+"""Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
+tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
+`_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined. The last three came on
+2026-12-06 from reading the kernels compiled for sm_90 (bench/RESULTS.md) and wait for a GPU
+measurement (`tune_kernels.py` tries them). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
 picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
