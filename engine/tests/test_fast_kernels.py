@@ -364,18 +364,20 @@ def asm_elements_per_thread(ttgir: str) -> tuple[list[int], list[int]]:
 
 @needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
-def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("k_stages", [1, 2])
+def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(k_stages: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # `_gemv_group`'s assembly takes 4 elements (its pack) as the 4 words of one weight row's
     # 32-column group. That holds only if Triton lays each thread's codes out 4 consecutive words
     # along a row, which it does for 16-byte loads, that is for weights whose data is 16-byte
     # aligned (the JIT specializes on it); unaligned, it gives each thread single words of 4 rows,
     # and the product would be wrong: `grouped_linear` sends such weights to the other kernel.
+    # With the column loop pipelined (`K_STAGES`) too.
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
     tiles = {**kernels.TILES["mx_gemv", "decode"]}
     pointers = {"x_ptr": "*i32", "out_ptr": "*bf16", "offsets_ptr": "*i32", "w_ptr": "*i32", "scales_ptr": "*u8"}
-    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles}
+    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles, "K_STAGES": k_stages}
     num_warps = constants.pop("num_warps")
     compiled = compile_for_hopper(kernels._mx_gemv_kernel, pointers, constants, aligned=True, num_warps=num_warps)
     per_thread, order = asm_elements_per_thread(compiled.asm["ttgir"])  # type: ignore[attr-defined]

@@ -448,7 +448,7 @@ def _grouped_kernel(
                 half = x_ptr + rows[:, None] * stride_xm + (k0 + tl.arange(0, BLOCK_K // 2))[None, :]
                 x_even = tl.load(half, mask=row_ok[:, None], other=0.0)
                 x_odd = tl.load(half + BLOCK_K // 2, mask=row_ok[:, None], other=0.0)
-                x = x_even
+                x = x_even  # for its dtype below
             else:
                 x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             if MX:
