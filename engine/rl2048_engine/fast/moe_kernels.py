@@ -448,7 +448,6 @@ def _grouped_kernel(
                 half = x_ptr + rows[:, None] * stride_xm + (k0 + tl.arange(0, BLOCK_K // 2))[None, :]
                 x_even = tl.load(half, mask=row_ok[:, None], other=0.0)
                 x_odd = tl.load(half + BLOCK_K // 2, mask=row_ok[:, None], other=0.0)
-                x = x_even  # for its dtype below
             else:
                 x = tl.load(x_ptr + rows[:, None] * stride_xm + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             if MX:
@@ -466,11 +465,11 @@ def _grouped_kernel(
                 else:
                     w_even, w_odd = _mx_tile(w_ptr, s, e * N + cols, col_ok, k0 // 32, BLOCK_K // 32, K, LUT)
                     if W_AS_A:  # out^T = W x^T
-                        acc_t = tl.dot(w_even.to(x.dtype), tl.trans(x_even), acc_t)
-                        acc_t = tl.dot(w_odd.to(x.dtype), tl.trans(x_odd), acc_t)
+                        acc_t = tl.dot(w_even.to(x_even.dtype), tl.trans(x_even), acc_t)
+                        acc_t = tl.dot(w_odd.to(x_even.dtype), tl.trans(x_odd), acc_t)
                     else:
-                        acc = tl.dot(x_even, tl.trans(w_even).to(x.dtype), acc)
-                        acc = tl.dot(x_odd, tl.trans(w_odd).to(x.dtype), acc)
+                        acc = tl.dot(x_even, tl.trans(w_even).to(x_even.dtype), acc)
+                        acc = tl.dot(x_odd, tl.trans(w_odd).to(x_even.dtype), acc)
             else:
                 w = tl.load(
                     w_ptr + e * stride_we + k[:, None] * stride_wk + cols[None, :] * stride_wn,
