@@ -364,20 +364,23 @@ def asm_elements_per_thread(ttgir: str) -> tuple[list[int], list[int]]:
 
 @needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
-@pytest.mark.parametrize("k_stages", [1, 2])
-def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(k_stages: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("k_stages, x_pairs", [(1, 0), (2, 0), (1, 1)])
+def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(
+    k_stages: int, x_pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `_gemv_group`'s assembly takes 4 elements (its pack) as the 4 words of one weight row's
     # 32-column group. That holds only if Triton lays each thread's codes out 4 consecutive words
     # along a row, which it does for 16-byte loads, that is for weights whose data is 16-byte
     # aligned (the JIT specializes on it); unaligned, it gives each thread single words of 4 rows,
     # and the product would be wrong: `grouped_linear` sends such weights to the other kernel.
-    # With the column loop pipelined (`K_STAGES`) too.
+    # With the column loop pipelined (`K_STAGES`) too, and with x's pairs permuted (`X_PAIRS`: its
+    # assembly passes ptxas).
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
     tiles = {**kernels.TILES["mx_gemv", "decode"]}
     pointers = {"x_ptr": "*i32", "out_ptr": "*bf16", "offsets_ptr": "*i32", "w_ptr": "*i32", "scales_ptr": "*u8"}
-    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles, "K_STAGES": k_stages}
+    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles, "K_STAGES": k_stages, "X_PAIRS": x_pairs}
     num_warps = constants.pop("num_warps")
     compiled = compile_for_hopper(kernels._mx_gemv_kernel, pointers, constants, aligned=True, num_warps=num_warps)
     per_thread, order = asm_elements_per_thread(compiled.asm["ttgir"])  # type: ignore[attr-defined]
@@ -402,13 +405,50 @@ def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
 
 
 @needs_triton
+@pytest.mark.parametrize("x_rows, x_pairs", [(1, False), (2, False), (1, True), (2, True)])
+def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool) -> None:
+    # The CUDA-core product's assembly (`_gemv_group_asm`), read instruction by instruction by
+    # tests/ptx.py, on one weight row's 32-column group: each x row's accumulator gains the group's
+    # products times its scale (the sum in f16: within 2^-8 of the sum of |products|), the other
+    # three accumulators pass through. Permuting x's pairs (`x_pairs`) or the codes' bytes wrongly,
+    # or pairing a code with the wrong x column, fails it; the GPU runs the same text.
+    import ptx
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    asm = kernels._gemv_group_asm(x_rows, x_pairs)
+    gen = torch.Generator().manual_seed(x_rows)
+    e2m1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float64)
+    for scale in (127, 100, 148):
+        codes = torch.randint(0, 16, (32,), generator=gen)  # column j's code; word c holds 8c .. 8c + 7
+        words = [sum(int(codes[8 * c + i]) << (4 * i) for i in range(8)) for c in range(4)]
+        x = torch.randn(x_rows, 32, generator=gen).half()
+        memory = bytes([scale]) + bytes(15) + x.view(torch.uint8).numpy().tobytes()
+        acc_in = [ptx.f32_bits(v) for v in torch.randn(4 * x_rows, generator=gen).tolist()]
+        outs = 4 * x_rows
+        operands = [0] * outs + acc_in + words + [0] * 4 + [a for r in range(x_rows) for a in [16 + 64 * r] * 4]
+        got = ptx.run(asm, operands, memory)
+        w = e2m1[codes] * 2.0 ** (scale - 127)
+        for r in range(x_rows):
+            want = ptx.f32(acc_in[4 * r]) + float((w * x[r].double()).sum())
+            tol = 2.0**-8 * float((w * x[r].double()).abs().sum()) + 1e-6 * abs(want)
+            assert abs(ptx.f32(got[4 * r]) - want) <= tol, (scale, r, ptx.f32(got[4 * r]), want)
+            assert got[4 * r + 1 : 4 * r + 4] == acc_in[4 * r + 1 : 4 * r + 4]
+
+
+@needs_triton
 def test_mxfp4_product_on_the_cuda_cores() -> None:
     in_interpreter("gemv")
 
 
 @needs_triton
 @needs_fp8_gpu
-def test_compiled_mxfp4_product_on_the_cuda_cores_on_the_gpu() -> None:
+@pytest.mark.parametrize("options", [{}, {"X_PAIRS": 1}, {"K_STAGES": 2}])
+def test_compiled_mxfp4_product_on_the_cuda_cores_on_the_gpu(options: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # as `TILES` has it, and with each option of the kernel (x's pairs permuted in its assembly,
+    # the column loop pipelined)
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    monkeypatch.setitem(kernels.TILES, ("mx_gemv", "decode"), {**kernels.TILES["mx_gemv", "decode"], **options})
     check_gemv("cuda")
 
 

@@ -239,14 +239,18 @@ def _mx_tile_f16(blocks_ptr, d, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: 
     return tl.reshape(low, shape), tl.reshape(high, shape)
 
 
-def _gemv_group_asm(x_rows: int) -> str:
+def _gemv_group_asm(x_rows: int, x_pairs: bool = False) -> str:
     """PTX for one weight row's 32-column group (4 words, pack 4) times `x_rows` rows of x, which
     share one unpacking. Operands, 4 each (elements of the pack): the accumulators out, one per x
     row; the accumulators in; the codes; the scale's address; the address of the group's 16 f16
     pairs of each x row (the addresses: element 0 used). Each word's codes become four f16 pairs
-    through fp8 (`_e4m3_pairs`' bits, then the pairs in column order by `prmt`); for x row r,
-    out_r[0] = in_r[0] + 2^(s-121) * (the 32 products summed in f16x2, then float32) and
-    out_r[1..3] = in_r[1..3]."""
+    through fp8 (`_e4m3_pairs`' bits); for x row r, out_r[0] = in_r[0] + 2^(s-121) * (the 32
+    products summed in f16x2, then float32) and out_r[1..3] = in_r[1..3].
+
+    A word's e4m3 bytes come as columns (0, 2, 4, 6) and (1, 3, 5, 7). Either two byte permutes a
+    word put them in x's pair order, (0, 1) .. (6, 7); or, with `x_pairs`, four permutes a word put
+    x's pairs in theirs, (0, 2), (4, 6), (1, 3), (5, 7): those depend on x alone, and a thread's
+    weight rows in one loop step share its x, so the compiler computes them once for all of them."""
     outs = 4 * x_rows
     codes, scale, x_addr = 2 * outs, 2 * outs + 4, lambda r: 2 * outs + 8 + 4 * r  # noqa: E731
     body = [
@@ -263,6 +267,16 @@ def _gemv_group_asm(x_rows: int) -> str:
             f"ld.global.nc.v4.b32 {{x{r}_{4 * i}, x{r}_{4 * i + 1}, x{r}_{4 * i + 2}, x{r}_{4 * i + 3}}}, [${x_addr(r)}+{16 * i}];"
             for i in range(4)
         ]
+    if x_pairs:  # each word's pairs (0, 1) (2, 3) (4, 5) (6, 7) -> (0, 2) (4, 6) (1, 3) (5, 7)
+        body.append(".reg .b32 " + ", ".join(f"y{r}_<16>" for r in range(x_rows)) + ";")
+        for r in range(x_rows):
+            for c in range(4):
+                x = [f"x{r}_{4 * c + j}" for j in range(4)]
+                y = [f"y{r}_{4 * c + j}" for j in range(4)]
+                body += [
+                    f"prmt.b32 {y[0]}, {x[0]}, {x[1]}, 0x5410;", f"prmt.b32 {y[1]}, {x[2]}, {x[3]}, 0x5410;",
+                    f"prmt.b32 {y[2]}, {x[0]}, {x[1]}, 0x7632;", f"prmt.b32 {y[3]}, {x[2]}, {x[3]}, 0x7632;",
+                ]  # fmt: skip
     for c in range(4):
         w = f"${codes + c}"
         body += [
@@ -270,13 +284,18 @@ def _gemv_group_asm(x_rows: int) -> str:
             "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
             f"shr.b32 a, {w}, 2;", "and.b32 a, a, 0x1C1C1C1C;", f"and.b32 b, {w}, 0x80808080;",
             "or.b32 hi, a, b;",  # the high nibbles: columns 1, 3, 5, 7
-            "prmt.b32 p0, lo, hi, 0x5140;", "prmt.b32 p1, lo, hi, 0x7362;",  # columns 0-3, 4-7
-            "mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;",
+        ]  # fmt: skip
+        if x_pairs:
+            body += ["mov.b32 {q0, q1}, lo;", "mov.b32 {q2, q3}, hi;"]  # columns (0, 2) (4, 6) (1, 3) (5, 7)
+        else:
+            body += ["prmt.b32 p0, lo, hi, 0x5140;", "prmt.b32 p1, lo, hi, 0x7362;"]  # columns 0-3, 4-7
+            body += ["mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;"]
+        body += [
             "cvt.rn.f16x2.e4m3x2 f0, q0;", "cvt.rn.f16x2.e4m3x2 f1, q1;",
             "cvt.rn.f16x2.e4m3x2 f2, q2;", "cvt.rn.f16x2.e4m3x2 f3, q3;",
         ]  # fmt: skip
         for r in range(x_rows):
-            x = [f"x{r}_{4 * c + j}" for j in range(4)]
+            x = [f"{'y' if x_pairs else 'x'}{r}_{4 * c + j}" for j in range(4)]
             body += [
                 f"mul.rn.f16x2 h{r}, f0, {x[0]};" if c == 0 else f"fma.rn.f16x2 h{r}, f0, {x[0]}, h{r};",
                 f"fma.rn.f16x2 h{r}, f1, {x[1]}, h{r};", f"fma.rn.f16x2 h{r}, f2, {x[2]}, h{r};",
@@ -299,6 +318,8 @@ def _gemv_constraints(x_rows: int) -> str:
 
 GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm(1))
 GEMV_GROUP2: tl.constexpr = tl.constexpr(_gemv_group_asm(2))
+GEMV_GROUP_XP: tl.constexpr = tl.constexpr(_gemv_group_asm(1, x_pairs=True))
+GEMV_GROUP2_XP: tl.constexpr = tl.constexpr(_gemv_group_asm(2, x_pairs=True))
 GEMV_CONSTRAINTS: tl.constexpr = tl.constexpr(_gemv_constraints(1))
 GEMV_CONSTRAINTS2: tl.constexpr = tl.constexpr(_gemv_constraints(2))
 
@@ -310,14 +331,14 @@ def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
+def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0):  # type: ignore
     """`acc [R, W]` plus each word of `codes [R, W]` (int32, 8 codes) times its 4 f16 pairs of x
     at `x_ptr` (int32) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4 words are one
-    group), or word by word in float32 under the interpreter, from the same e4m3 bytes
-    (`_e4m3_pairs`: each code's value times 2^-6)."""
+    group; `X_PAIRS` its `x_pairs`), or word by word in float32 under the interpreter, from the
+    same e4m3 bytes (`_e4m3_pairs`: each code's value times 2^-6)."""
     if ASM:
         return tl.inline_asm_elementwise(
-            asm=GEMV_GROUP,
+            asm=GEMV_GROUP_XP if X_PAIRS else GEMV_GROUP,
             constraints=GEMV_CONSTRAINTS,
             args=[acc, codes, s_ptr.to(tl.int64, bitcast=True), x_ptr.to(tl.int64, bitcast=True)],
             dtype=tl.float32,
@@ -334,11 +355,11 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr):  # type: ignore[no
 
 
 @triton.jit
-def _gemv_group2(acc0, acc1, codes, s_ptr, x0_ptr, x1_ptr, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
+def _gemv_group2(acc0, acc1, codes, s_ptr, x0_ptr, x1_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0):  # type: ignore
     """`_gemv_group` for two rows of x (`x0_ptr`, `x1_ptr`) at once: the codes unpacked once."""
     if ASM:
         return tl.inline_asm_elementwise(
-            asm=GEMV_GROUP2,
+            asm=GEMV_GROUP2_XP if X_PAIRS else GEMV_GROUP2,
             constraints=GEMV_CONSTRAINTS2,
             args=[
                 acc0, acc1, codes, s_ptr.to(tl.int64, bitcast=True),
@@ -499,6 +520,7 @@ def _mx_gemv_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_STAGES: tl.constexpr,
+    X_PAIRS: tl.constexpr,
 ):
     """`out = x @ W` per expert on the CUDA cores: `x` the int32 view of f16 x `[P, K / 2]`, `w` the
     int32 view of the blocks `[E * N, K / 8]` (word j of a row holds columns 8j .. 8j + 7, low
@@ -506,7 +528,7 @@ def _mx_gemv_kernel(
     past K, masked words read the row's last group again, times zero. An expert's rows go two at a
     time while two remain (`_gemv_group2`: the codes unpacked once for both), then one. `K_STAGES`
     above 1: Triton loads the codes of the next column steps (through shared memory) while the
-    present one is multiplied."""
+    present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`."""
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
@@ -527,9 +549,9 @@ def _mx_gemv_kernel(
             x0 = tl.broadcast_to((x_ptr + m0 * stride_xm + inside * 4)[None, :], codes.shape)
             if pair:
                 x1 = tl.broadcast_to((x_ptr + m1 * stride_xm + inside * 4)[None, :], codes.shape)
-                acc0, acc1 = _gemv_group2(acc0, acc1, codes, s_ptr, x0, x1, ASM)
+                acc0, acc1 = _gemv_group2(acc0, acc1, codes, s_ptr, x0, x1, ASM, X_PAIRS)
             else:
-                acc0 = _gemv_group(acc0, codes, s_ptr, x0, ASM)
+                acc0 = _gemv_group(acc0, codes, s_ptr, x0, ASM, X_PAIRS)
         tl.store(out_ptr + m0 * stride_om + n, tl.sum(acc0, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
         if pair:
             tl.store(out_ptr + m1 * stride_om + n, tl.sum(acc1, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
@@ -644,7 +666,7 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
     ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
-    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, num_warps=4),
+    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, X_PAIRS=0, num_warps=4),
 }
 """Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
 tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
