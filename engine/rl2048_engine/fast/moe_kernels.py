@@ -37,7 +37,8 @@ batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CU
 (`_mx_gemv_kernel`): lanes walk K over a coalesced row of codes, each thread one 32-column scale
 group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
 sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
-An expert's rows go two at a time while two remain (one unpacking for both). It needs x and the
+An expert's rows go two at a time while two remain (one unpacking for both); tests/ptx.py runs the
+assembly on the CPU. It needs x and the
 blocks 16-byte aligned: the assembly takes a thread's 4 consecutive words as one group, the layout
 Triton gives 16-byte loads (unaligned blocks would give each thread one word of 4 rows); other
 calls take the tensor-core kernel. gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed,
@@ -670,9 +671,9 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
 }
 """Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
 tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
-`_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined. The last three came on
-2026-12-06 from reading the kernels compiled for sm_90 (bench/RESULTS.md) and wait for a GPU
-measurement (`tune_kernels.py` tries them). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
+`_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined; `X_PAIRS` (`mx_gemv`,
+`_gemv_group_asm`'s `x_pairs`). The last four came on 2026-12-06 and 12-07 from reading the kernels
+compiled for sm_90 (bench/RESULTS.md) and wait for a GPU measurement (`tune_kernels.py` tries them). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
 picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
