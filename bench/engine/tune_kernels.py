@@ -13,9 +13,9 @@ times. `bench_step.py --tune` runs this first and uses the picks for its run.
 
 With `--tokens` above the decode's 8 (prefill and training: 600 and 2 800 tokens in the seed step)
 it tunes the many-row tiles instead (`TILES[kind, "many"]`, candidates `MANY_ROWS`). The grids
-include the kernels' options: `K_STAGES` and `X_PAIRS` for `mx_gemv`, `SPLIT_X` and `W_AS_A` for many-row `mx`
-(`moe_kernels.TILES`); the tuner's output can be given to `explore_memory.py --tiles` to run the
-seed step with its picks.
+include the kernels' options: `K_STAGES`, `X_PAIRS` and a register cap (`maxnreg`) for `mx_gemv`,
+`SPLIT_X` and `W_AS_A` for many-row `mx` (`moe_kernels.TILES`); the tuner's output can be given to
+`explore_memory.py --tiles` to run the seed step with its picks.
 """
 
 from __future__ import annotations
@@ -45,9 +45,13 @@ GRID["mx_f16"] = [
     dict(BLOCK_M=16, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
     for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
-GRID["mx_gemv"] = [  # the options at the present tile first, then the tiles around it
-    dict(BLOCK_N=n, BLOCK_K=k, K_STAGES=s, X_PAIRS=x, num_warps=w)
-    for n, k, w, s, x in itertools.product([32, 16, 64], [1024, 512], [4, 8], [1, 2, 3], [1, 0])
+GRID["mx_gemv"] = [  # the options at the present tile first (`maxnreg` 128: 4 programs an SM, not 3)
+    dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=s, X_PAIRS=x, num_warps=4, **r)
+    for r, s, x in itertools.product([{}, {"maxnreg": 128}], [1, 2, 3], [1, 0])
+] + [  # then the tiles around it
+    dict(BLOCK_N=n, BLOCK_K=k, K_STAGES=s, X_PAIRS=1, num_warps=w)
+    for n, k, w, s in itertools.product([32, 16, 64], [1024, 512], [4, 8], [1, 2])
+    if (n, k, w) != (32, 1024, 4)
 ]
 GRID["mx_t"] = [
     dict(BLOCK_M=16, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=3) for c, r, w in itertools.product([64, 128], [32, 64, 128], [4, 8])
