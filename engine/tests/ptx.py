@@ -3,7 +3,8 @@
 `run(asm, operands, memory)` executes `asm` (a Triton `inline_asm_elementwise` body: `$i` are its
 operands) on 32-bit registers held as Python ints, loads from `memory` (a bytes object, the
 addresses are offsets into it), and returns the operands after it. Semantics as the PTX ISA
-gives them: `prmt` in its default mode (bytes of {b, a} picked by the selector's nibbles),
+gives them: `prmt` in its default mode (bytes of {b, a} picked by the selector's nibbles), `lop3` (its
+table indexed by a, b, c as bits 2, 1, 0),
 `cvt.rn.f16x2.e4m3x2` (the low byte to the low half), f16x2 arithmetic rounded once per
 operation. Anything else raises, so an instruction the assembly gains must be added here.
 """
@@ -33,6 +34,10 @@ def f32(bits: int) -> float:
 
 def f32_bits(value: float) -> int:
     return int(struct.unpack("<I", struct.pack("<f", np.float32(value)))[0])
+
+
+def bf16(bits: int) -> float:
+    return f32((bits & 0xFFFF) << 16)
 
 
 def halves(bits: int) -> tuple[float, float]:
@@ -112,6 +117,8 @@ def run(asm: str, operands: list[int], memory: bytes) -> list[int]:
             put(d, v[0] + v[1])
         elif op == "min.u32":
             put(d, min(v[0], v[1]))
+        elif op == "lop3.b32":  # bit i of d: bit (a_i b_i c_i, as a 3-bit number) of the table v[3]
+            put(d, sum(((v[3] >> ((v[0] >> i & 1) << 2 | (v[1] >> i & 1) << 1 | (v[2] >> i & 1))) & 1) << i for i in range(32)))
         elif op == "prmt.b32":
             put(d, prmt(v[0], v[1], v[2]))
         elif op == "cvt.rn.f16x2.e4m3x2":

@@ -8,6 +8,7 @@ GPU, where bench/engine/bench_step.py checks them again at gpt-oss-20b's shapes 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -404,6 +405,30 @@ def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
     check_f16("cuda")
 
 
+E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
+
+
+@needs_triton
+def test_unpacking_assembly_read_on_the_cpu() -> None:
+    # The MXFP4 unpacking's assembly (tests/ptx.py reads it) on every byte, 4 a register as
+    # Triton packs them: `_e2m1_pairs` gives each nibble's value in bf16 (2 a register, low
+    # nibbles in the first two registers, high in the last two); `_e4m3_pairs` its e4m3 byte,
+    # the value times 2^-6 (low nibbles' bytes in the first register).
+    import ptx
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    for word in range(64):
+        bytes_ = [4 * word + i for i in range(4)]
+        packed = sum(b << (8 * i) for i, b in enumerate(bytes_))
+        out = ptx.run(kernels.E2M1_PAIRS.value, [0, 0, 0, 0, packed], b"")
+        values = [ptx.bf16(r >> (16 * h)) for r in out[:4] for h in (0, 1)]
+        want = [E2M1[b & 15] for b in bytes_] + [E2M1[b >> 4] for b in bytes_]
+        assert values == want and [math.copysign(1, v) for v in values] == [math.copysign(1, v) for v in want], word
+        out = ptx.run(kernels.E4M3_PAIRS.value, [0, 0, packed], b"")
+        e4m3 = [ptx.e4m3(r >> (8 * i)) * 64 for r in out[:2] for i in range(4)]
+        assert e4m3 == want, word
+
+
 @needs_triton
 @pytest.mark.parametrize("x_rows, x_pairs", [(1, False), (2, False), (1, True), (2, True)])
 def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool) -> None:
@@ -417,7 +442,7 @@ def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool) -> None:
 
     asm = kernels._gemv_group_asm(x_rows, x_pairs)
     gen = torch.Generator().manual_seed(x_rows)
-    e2m1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float64)
+    e2m1 = torch.tensor(E2M1, dtype=torch.float64)
     for scale in (127, 100, 148):
         codes = torch.randint(0, 16, (32,), generator=gen)  # column j's code; word c holds 8c .. 8c + 7
         words = [sum(int(codes[8 * c + i]) << (4 * i) for i in range(8)) for c in range(4)]

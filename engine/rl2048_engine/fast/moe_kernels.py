@@ -105,6 +105,39 @@ def _e2m1(code, base):  # type: ignore[no-untyped-def]
     return bits.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
+E2M1_PAIRS: tl.constexpr = tl.constexpr(
+    """
+    {
+    .reg .b32 mag, mag_hi, hi_a, hi_b, lo_a, lo_b, h01, l01, h23, l23, t, u;
+    mov.b32 hi_a, 0x3F3F3F00;
+    mov.b32 hi_b, 0x40404040;
+    mov.b32 lo_a, 0xC0800000;
+    mov.b32 lo_b, 0xC0804000;
+    and.b32 mag, $4, 0x77777777;
+    shr.u32 mag_hi, mag, 16;
+    prmt.b32 h01, hi_a, hi_b, mag;
+    prmt.b32 l01, lo_a, lo_b, mag;
+    prmt.b32 h23, hi_a, hi_b, mag_hi;
+    prmt.b32 l23, lo_a, lo_b, mag_hi;
+    prmt.b32 $0, l01, h01, 0x6240;
+    prmt.b32 $1, l23, h23, 0x6240;
+    prmt.b32 $2, l01, h01, 0x7351;
+    prmt.b32 $3, l23, h23, 0x7351;
+    shl.b32 t, $4, 4;
+    prmt.b32 u, t, 0, 0x1404;
+    lop3.b32 $0, $0, u, 0x80008000, 0xF8;
+    prmt.b32 u, t, 0, 0x3424;
+    lop3.b32 $1, $1, u, 0x80008000, 0xF8;
+    prmt.b32 u, $4, 0, 0x1404;
+    lop3.b32 $2, $2, u, 0x80008000, 0xF8;
+    prmt.b32 u, $4, 0, 0x3424;
+    lop3.b32 $3, $3, u, 0x80008000, 0xF8;
+    }
+    """
+)
+"""`_e2m1_pairs`' assembly."""
+
+
 @triton.jit
 def _e2m1_pairs(packed):  # type: ignore[no-untyped-def]
     """Both e2m1 codes of each byte of `packed` (uint8) as bf16 values, unscaled: `(low nibble's,
@@ -114,34 +147,7 @@ def _e2m1_pairs(packed):  # type: ignore[no-untyped-def]
     0x4040, 0x4080, 0x40C0); two more permutes pair the bytes into values, and the sign (bit 3) is
     moved to bit 15. GPU only (inline PTX)."""
     return tl.inline_asm_elementwise(
-        asm="""
-        {
-        .reg .b32 mag, mag_hi, hi_a, hi_b, lo_a, lo_b, h01, l01, h23, l23, t, u;
-        mov.b32 hi_a, 0x3F3F3F00;
-        mov.b32 hi_b, 0x40404040;
-        mov.b32 lo_a, 0xC0800000;
-        mov.b32 lo_b, 0xC0804000;
-        and.b32 mag, $4, 0x77777777;
-        shr.u32 mag_hi, mag, 16;
-        prmt.b32 h01, hi_a, hi_b, mag;
-        prmt.b32 l01, lo_a, lo_b, mag;
-        prmt.b32 h23, hi_a, hi_b, mag_hi;
-        prmt.b32 l23, lo_a, lo_b, mag_hi;
-        prmt.b32 $0, l01, h01, 0x6240;
-        prmt.b32 $1, l23, h23, 0x6240;
-        prmt.b32 $2, l01, h01, 0x7351;
-        prmt.b32 $3, l23, h23, 0x7351;
-        shl.b32 t, $4, 4;
-        prmt.b32 u, t, 0, 0x1404;
-        lop3.b32 $0, $0, u, 0x80008000, 0xF8;
-        prmt.b32 u, t, 0, 0x3424;
-        lop3.b32 $1, $1, u, 0x80008000, 0xF8;
-        prmt.b32 u, $4, 0, 0x1404;
-        lop3.b32 $2, $2, u, 0x80008000, 0xF8;
-        prmt.b32 u, $4, 0, 0x3424;
-        lop3.b32 $3, $3, u, 0x80008000, 0xF8;
-        }
-        """,
+        asm=E2M1_PAIRS,
         constraints="=r,=r,=r,=r,r",
         args=[packed],
         dtype=(tl.bfloat16, tl.bfloat16),
@@ -195,6 +201,25 @@ def _mx_tile(blocks_ptr, s, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: tl.c
     return tl.reshape(_e2m1(packed & 15, base), shape), tl.reshape(_e2m1(packed >> 4, base), shape)
 
 
+E4M3_PAIRS: tl.constexpr = tl.constexpr(
+    """
+    {
+    .reg .b32 a, b;
+    shl.b32 a, $2, 2;
+    shl.b32 b, $2, 4;
+    and.b32 a, a, 0x1C1C1C1C;
+    and.b32 b, b, 0x80808080;
+    or.b32 $0, a, b;
+    shr.b32 a, $2, 2;
+    and.b32 a, a, 0x1C1C1C1C;
+    and.b32 b, $2, 0x80808080;
+    or.b32 $1, a, b;
+    }
+    """
+)
+"""`_e4m3_pairs`' assembly."""
+
+
 @triton.jit
 def _e4m3_pairs(packed, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
     """Both e2m1 codes of each byte of `packed` (uint8) as e4m3 bytes: `(low nibble's, high
@@ -203,20 +228,7 @@ def _e4m3_pairs(packed, ASM: tl.constexpr):  # type: ignore[no-untyped-def]
     inline PTX (GPU), else the same bits by Triton's integer operations (CPU interpreter)."""
     if ASM:
         return tl.inline_asm_elementwise(
-            asm="""
-            {
-            .reg .b32 a, b;
-            shl.b32 a, $2, 2;
-            shl.b32 b, $2, 4;
-            and.b32 a, a, 0x1C1C1C1C;
-            and.b32 b, b, 0x80808080;
-            or.b32 $0, a, b;
-            shr.b32 a, $2, 2;
-            and.b32 a, a, 0x1C1C1C1C;
-            and.b32 b, $2, 0x80808080;
-            or.b32 $1, a, b;
-            }
-            """,
+            asm=E4M3_PAIRS,
             constraints="=r,=r,r",
             args=[packed],
             dtype=(tl.uint8, tl.uint8),
