@@ -3,9 +3,9 @@
 `run(asm, operands, memory)` executes `asm` (a Triton `inline_asm_elementwise` body: `$i` are its
 operands) on 32-bit registers held as Python ints, loads from `memory` (a bytes object, the
 addresses are offsets into it), and returns the operands after it. Semantics as the PTX ISA
-gives them: `prmt` in its default mode (bytes of {b, a} picked by the selector's nibbles), `lop3` (its
-table indexed by a, b, c as bits 2, 1, 0),
-`cvt.rn.f16x2.e4m3x2` (the low byte to the low half), f16x2 arithmetic rounded once per
+gives them: `prmt` in its default mode (bytes of {b, a} picked by the selector's nibbles, bit 3
+of a nibble replicating the picked byte's sign), `lop3` (its table indexed by a, b, c as bits 2,
+1, 0), `cvt.rn.f16x2.e4m3x2` (the low byte to the low half), f16x2 arithmetic rounded once per
 operation. Anything else raises, so an instruction the assembly gains must be added here.
 """
 
@@ -54,7 +54,12 @@ def e4m3(byte: int) -> float:
 
 def prmt(a: int, b: int, selector: int) -> int:
     source = (a & MASK) | (b & MASK) << 32
-    return sum(((source >> (8 * ((selector >> (4 * i)) & 7))) & 0xFF) << (8 * i) for i in range(4))
+    out = 0
+    for i in range(4):
+        nibble = (selector >> (4 * i)) & 15
+        byte = (source >> (8 * (nibble & 7))) & 0xFF
+        out |= ((0xFF if byte & 0x80 else 0) if nibble & 8 else byte) << (8 * i)
+    return out
 
 
 def run(asm: str, operands: list[int], memory: bytes) -> list[int]:
