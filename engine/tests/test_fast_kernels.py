@@ -405,9 +405,6 @@ def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
     check_f16("cuda")
 
 
-E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
-
-
 @needs_triton
 def test_unpacking_assembly_read_on_the_cpu() -> None:
     # The MXFP4 unpacking's assembly (tests/ptx.py reads it) on every byte, 4 a register as
@@ -416,13 +413,14 @@ def test_unpacking_assembly_read_on_the_cpu() -> None:
     # the value times 2^-6 (low nibbles' bytes in the first register).
     import ptx
     from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.mxfp4 import FP4_VALUES
 
     for word in range(64):
         bytes_ = [4 * word + i for i in range(4)]
         packed = sum(b << (8 * i) for i, b in enumerate(bytes_))
         out = ptx.run(kernels.E2M1_PAIRS.value, [0, 0, 0, 0, packed], b"")
         values = [ptx.bf16(r >> (16 * h)) for r in out[:4] for h in (0, 1)]
-        want = [E2M1[b & 15] for b in bytes_] + [E2M1[b >> 4] for b in bytes_]
+        want = [FP4_VALUES[b & 15] for b in bytes_] + [FP4_VALUES[b >> 4] for b in bytes_]
         assert values == want and [math.copysign(1, v) for v in values] == [math.copysign(1, v) for v in want], word
         out = ptx.run(kernels.E4M3_PAIRS.value, [0, 0, packed], b"")
         e4m3 = [ptx.e4m3(r >> (8 * i)) * 64 for r in out[:2] for i in range(4)]
@@ -439,10 +437,11 @@ def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool) -> None:
     # or pairing a code with the wrong x column, fails it; the GPU runs the same text.
     import ptx
     from rl2048_engine.fast import moe_kernels as kernels
+    from rl2048_engine.mxfp4 import FP4_VALUES
 
     asm = kernels._gemv_group_asm(x_rows, x_pairs)
     gen = torch.Generator().manual_seed(x_rows)
-    e2m1 = torch.tensor(E2M1, dtype=torch.float64)
+    e2m1 = torch.tensor(FP4_VALUES, dtype=torch.float64)
     for scale in (127, 100, 148):
         codes = torch.randint(0, 16, (32,), generator=gen)  # column j's code; word c holds 8c .. 8c + 7
         words = [sum(int(codes[8 * c + i]) << (4 * i) for i in range(8)) for c in range(4)]

@@ -38,10 +38,9 @@ batch: the seed's 8 tokens x 4 experts over 32 is 1), the product runs on the CU
 group a row; inline PTX loads the group's x and scale, unpacks its codes through fp8 as above,
 sums the 32 products in f16x2 FMAs and adds the sum times 2^(s-121) to a float32 accumulator.
 An expert's rows go two at a time while two remain (one unpacking for both); tests/ptx.py runs the
-assembly on the CPU. It needs x and the
-blocks 16-byte aligned: the assembly takes a thread's 4 consecutive words as one group, the layout
-Triton gives 16-byte loads (unaligned blocks would give each thread one word of 4 rows); other
-calls take the tensor-core kernel. gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed,
+assembly on the CPU. It needs x and the blocks 16-byte aligned: the assembly takes a thread's 4
+consecutive words as one group, the layout Triton gives 16-byte loads (unaligned blocks would give
+each thread one word of 4 rows); other calls take the tensor-core kernel. gate_up + down 158 -> 136 us on an H200 (CUDA-graph timed,
 bench/RESULTS.md), 115 us two rows at a time. Exact scales for s <= 248 (all of them but e8m0's
 largest 7); the group sums in f16 round to 2^-11 of their magnitude and need |x| below about
 40 000.
@@ -540,8 +539,8 @@ def _mx_gemv_kernel(
     nibble first). Each thread takes 4 consecutive words (one scale group) of its weight rows;
     past K, masked words read the row's last group again, times zero. An expert's rows go two at a
     time while two remain (`_gemv_group2`: the codes unpacked once for both), then one. `K_STAGES`
-    above 1: Triton loads the codes of the next column steps (through shared memory) while the
-    present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`."""
+    above 1: Triton loads the codes of the next column steps (into registers, as compiled for sm_90)
+    while the present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`."""
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
@@ -685,8 +684,8 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
 tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
 `_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined; `X_PAIRS` (`mx_gemv`,
 `_gemv_group_asm`'s `x_pairs`). The last four came on 2026-12-06 and 12-07 from reading the kernels
-compiled for sm_90 (bench/RESULTS.md) and wait for a GPU measurement (`tune_kernels.py` tries them). The many-row MXFP4 tiles are `tune_kernels.py --tokens`
-picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
+compiled for sm_90 (bench/RESULTS.md) and wait for a GPU measurement (`tune_kernels.py` tries them).
+The many-row MXFP4 tiles are `tune_kernels.py --tokens` picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
 the step was measured with these tiles, and that pick waits for a run of the step. (It does fit
