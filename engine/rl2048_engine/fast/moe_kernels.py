@@ -678,7 +678,7 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
     ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
-    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, X_PAIRS=0, num_warps=4),
+    ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, num_warps=4),
 }
 """Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
 tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
@@ -700,6 +700,19 @@ again for the GPU it runs on. `mx_gemv`: the pick of 32 settings by `explore_gem
 2026-11-22: 136.4 us, the next 147.0), again with rows two at a time (`explore_gemv2.py`, commit b0eb79d:
 114.0 us, BLOCK_N 16 120.8, 64 148.8; with x in pair order, BLOCK_K 512 and 8 warps were slower
 too)."""
+
+OPTIONS: dict[str, dict[str, int]] = {
+    **{kind: dict(ROW_TILES=0, SPLIT_X=0, W_AS_A=0) for kind in ("dense", "mx", "mx_f16")},  # `_grouped_kernel`
+    "mx_t": dict(ROW_TILES=0),
+    "mx_gemv": dict(K_STAGES=1, X_PAIRS=0),
+}
+"""Each kernel's options, off: what a `TILES` entry (or a tuner's pick) leaves out."""
+
+
+def _tiles(kind: str, rows: RowClass) -> dict[str, int]:
+    """The launch settings of `kind` for `rows`: `TILES`' entry over `OPTIONS`' defaults."""
+    return {**OPTIONS[kind], **TILES[kind, rows]}
+
 
 GEMV_ROWS_PER_EXPERT = 2
 """The most rows an expert on average (f16 x, MXFP4) for which `grouped_linear` takes the CUDA-core
@@ -739,13 +752,13 @@ def grouped_linear(
     # whole scale group (4 consecutive words), which the assembly takes as its pack of 4
     aligned = x.data_ptr() % 16 == 0 and w.data_ptr() % 16 == 0
     if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and aligned:
-        tiles = TILES["mx_gemv", "decode"]
+        tiles = _tiles("mx_gemv", "decode")
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
             ASM=_compiled(), **tiles,
         )  # fmt: skip
         return out
-    tiles = {"ROW_TILES": 0, "SPLIT_X": 0, "W_AS_A": 0, **TILES["mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts)]}
+    tiles = _tiles("mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts))
     if mx and tiles["SPLIT_X"]:
         x = evens_then_odds(x, tiles["BLOCK_K"])
     grid = (_row_programs(x.shape[0], experts, tiles), triton.cdiv(n, tiles["BLOCK_N"]))
@@ -765,7 +778,7 @@ def grouped_linear_t(
     experts, n, k = blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32
     assert dy.shape[1] == n
     out = torch.empty((dy.shape[0], k), dtype=dy.dtype, device=dy.device)
-    tiles = {"ROW_TILES": 0, **TILES["mx_t", _row_class(dy.shape[0], experts)]}
+    tiles = _tiles("mx_t", _row_class(dy.shape[0], experts))
     grid = (_row_programs(dy.shape[0], experts, tiles), triton.cdiv(k, tiles["BLOCK_C"]))
     _grouped_mx_t_kernel[grid](
         dy, out, offsets, blocks.contiguous(), scales.contiguous(), experts, k, n, dy.stride(0), out.stride(0),
