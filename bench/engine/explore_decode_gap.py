@@ -2,12 +2,17 @@
 token step's graph (fused sampling, recording, decode) replayed alone, sampling alone
 (`sample_next`), and the whole call (MXFP4 mode, the seed's 8 rows, 200 tokens).
 
-    PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4]
+    PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--pdl]
+
+`--pdl`: the decode step's kernels take programmatic dependent launch (`fast/pdl.py`). The first
+call's tokens and logprobs are printed as a digest (`first_call`): two runs on the same GPU, with
+and without `--pdl`, are expected to give the same one (the same kernels compute the same numbers).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import time
@@ -17,6 +22,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench_step import NEW_TOKENS, N, PROMPT_LEN, PROMPTS, load_mxfp4_mode
+from rl2048_engine.fast import pdl
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.init_model import init_model
 from rl2048_engine.sampling import SamplingSettings, sample_next
@@ -36,7 +42,9 @@ def seconds(fn, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
+    parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch (fast/pdl.py)")
     args = parser.parse_args()
+    pdl.ENABLED = args.pdl
     device = torch.device("cuda")
     if not args.folder.exists():
         init_model(args.folder, "20b", mxfp4=True)
@@ -46,7 +54,9 @@ def main() -> None:
     prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
-    fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)  # compiles, captures
+    first = fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)  # compiles, captures
+    digest = hashlib.sha256(json.dumps([(c.ids, c.logprobs) for c in first]).encode()).hexdigest()[:16]
+    print(json.dumps({"pdl": args.pdl, "first_call": digest}), flush=True)
     state = fast.state
     assert state is not None and state.token_graph is not None
     logits = state.logits.clone()

@@ -365,6 +365,55 @@ def asm_elements_per_thread(ttgir: str) -> tuple[list[int], list[int]]:
 
 @needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
+@pytest.mark.parametrize("launch", [0, 1])
+def test_decode_kernels_wait_for_the_kernel_before_them(launch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With programmatic dependent launch (`pdl.start`) a kernel may start while the one before it
+    # still runs: compiled for sm_90, each of our decode-step kernels must wait for it
+    # (`griddepcontrol.wait`) before its first load from global memory, and then let the next
+    # one launch; without it, neither instruction is there.
+    from rl2048_engine.fast import decode_attention, decode_routing
+    from rl2048_engine.fast import moe_kernels as kernels
+
+    monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
+    gemv = {**kernels._tiles("mx_gemv", "decode")}
+    num_warps = gemv.pop("num_warps")
+    cases = [
+        (
+            kernels._mx_gemv_kernel,
+            {"x_ptr": "*i32", "out_ptr": "*bf16", "offsets_ptr": "*i32", "w_ptr": "*i32", "scales_ptr": "*u8"},
+            {"K": 2880, "N": 5760, "ASM": True, **gemv},
+            num_warps,
+        ),
+        (
+            decode_routing._route_kernel,
+            {"logits_ptr": "*bf16", "chosen_ptr": "*i32", "top_ptr": "*fp32", "token_ptr": "*i64",
+             "expert_ptr": "*i64", "weight_ptr": "*bf16", "offsets_ptr": "*i32", "inverse_ptr": "*i64"},
+            {"N": 8, "E": 32, "K": 4, "BLOCK_N": 8, "BLOCK_E": 32, "BLOCK_P": 32},
+            4,
+        ),
+        (
+            decode_attention._decode_attention_kernel,
+            {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "mask_ptr": "*fp32", "sinks_ptr": "*bf16",
+             "out_ptr": "*bf16", "scaling": "fp32"},
+            {"T": 512, "KV": 8, "G": 8, "D": 64, "BLOCK_G": 16, "BLOCK_T": 64},
+            4,
+        ),
+    ]  # fmt: skip
+    for kernel, pointers, constants, warps in cases:
+        compiled = compile_for_hopper(kernel, pointers, {**constants, "PDL": launch}, num_warps=warps, launch_pdl=launch)
+        ptx = compiled.asm["ptx"]  # type: ignore[attr-defined]
+        name = kernel.fn.__name__  # type: ignore[attr-defined]
+        if not launch:
+            assert "griddepcontrol" not in ptx, name
+            continue
+        assert compiled.metadata.launch_pdl, name  # type: ignore[attr-defined]
+        wait, load = ptx.find("griddepcontrol.wait"), ptx.find("ld.global")
+        assert 0 <= wait < load, (name, wait, load)
+        assert ptx.find("griddepcontrol.launch_dependents") > wait, name
+
+
+@needs_triton
+@pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
 @pytest.mark.parametrize("k_stages, x_pairs", [(1, 0), (2, 0), (1, 1)])
 def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(
     k_stages: int, x_pairs: int, monkeypatch: pytest.MonkeyPatch

@@ -166,3 +166,37 @@ def test_decode_hands_the_kernel_f16_rows_on_the_gpu(tiny_mxfp4_folder: Path, mo
     assert [c.ids for c in outs[0]] == [c.ids for c in outs[1]]
     for f16, bf16 in zip(outs[0], outs[1]):
         assert torch.allclose(torch.tensor(f16.logprobs), torch.tensor(bf16.logprobs), atol=2e-2)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_capability() < (9, 0), reason="needs a GPU with PDL (sm_90)"
+)
+def test_decode_with_programmatic_dependent_launch_on_the_gpu(
+    tiny_mxfp4_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `pdl.ENABLED` the decode step's kernels (ours and inductor's, replayed from the token
+    step's graph) start before the kernel ahead of them ends and wait for its results: the same
+    tokens and logprobs as without it."""
+    from rl2048_engine.fast import pdl
+
+    config = AutoConfig.from_pretrained(tiny_mxfp4_folder)
+    model = load_resident(tiny_mxfp4_folder, config, torch.device("cuda"), torch.bfloat16)
+    rows = torch.randint(0, 2000, (3, 30), generator=torch.Generator().manual_seed(0)).tolist()
+    real_on, launched = pdl.on, []
+
+    def on(device: torch.device) -> bool:
+        launched.append(real_on(device))
+        return launched[-1]
+
+    monkeypatch.setattr(pdl, "on", on)
+    outs = []
+    for enabled in (False, True):
+        monkeypatch.setattr(pdl, "ENABLED", enabled)
+        launched.clear()
+        generator = FastGenerator(model)
+        settings = SamplingSettings(temperature=1.0)
+        outs.append(generator.generate(rows, 2, 30, settings, [], torch.Generator(device="cuda").manual_seed(4)))
+        assert launched and set(launched) == {enabled}
+    assert [c.ids for c in outs[0]] == [c.ids for c in outs[1]]
+    for off, on in zip(outs[0], outs[1]):
+        assert off.logprobs == pytest.approx(on.logprobs, abs=1e-5)

@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+
 BLOCK_T = 64
 """Cache slots a program takes at a time."""
 
@@ -45,7 +47,9 @@ def _decode_attention_kernel(
     D: tl.constexpr,
     BLOCK_G: tl.constexpr,
     BLOCK_T: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.start(PDL)
     b = tl.program_id(0)
     h = tl.program_id(1)
     g = tl.arange(0, BLOCK_G)
@@ -83,10 +87,12 @@ def decode_attention(
     batch, kv_heads, groups, dim = q.shape
     slots = keys.shape[2]
     out = torch.empty((batch, kv_heads, groups, dim), dtype=q.dtype, device=q.device)
+    launch = pdl.on(q.device)
     _decode_attention_kernel[(batch, kv_heads)](
         q, keys.contiguous(), values.contiguous(), mask.float().contiguous(), sinks.contiguous(), out,
         q.stride(0), q.stride(1), q.stride(2), scaling, slots,
         KV=kv_heads, G=groups, D=dim, BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_T=BLOCK_T,
+        PDL=launch, launch_pdl=launch,
     )  # fmt: skip
     return out
 

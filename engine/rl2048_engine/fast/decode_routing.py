@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+
 
 @triton.jit
 def _route_kernel(
@@ -34,7 +36,9 @@ def _route_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_E: tl.constexpr,
     BLOCK_P: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.start(PDL)
     n = tl.arange(0, BLOCK_N)
     e = tl.arange(0, BLOCK_E)
     ok = (n < N)[:, None] & (e < E)[None, :]
@@ -85,10 +89,12 @@ def route_top_k(
     weight = torch.empty(pairs, dtype=logits.dtype, device=device)
     offsets = torch.empty(experts, dtype=torch.int32, device=device)
     inverse = torch.empty((tokens, k), dtype=torch.int64, device=device)
+    launch = pdl.on(device)
     _route_kernel[(1,)](
         logits.contiguous(), chosen, top, token, expert, weight, offsets, inverse,
         N=tokens, E=experts, K=k, BLOCK_N=triton.next_power_of_2(tokens),
         BLOCK_E=triton.next_power_of_2(experts), BLOCK_P=triton.next_power_of_2(pairs),
+        PDL=launch, launch_pdl=launch,
     )  # fmt: skip
     return token, expert, weight, offsets, inverse
 

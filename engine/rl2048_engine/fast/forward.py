@@ -373,8 +373,13 @@ def compiled_functions(dynamic: bool = False, combo_kernels: bool = False) -> La
     once per batch and cache size, then serves every layer (its weights are arguments); with
     `dynamic`, once for any number of rows (training). `combo_kernels` (GPU): inductor also
     merges independent kernels into one launch (with the decode routing kernel, a gpt-oss-20b bf16
-    decode step on an H200 went 585 -> 393 kernels, bench/RESULTS.md)."""
-    options = {"combo_kernels": True} if combo_kernels else None
+    decode step on an H200 went 585 -> 393 kernels, bench/RESULTS.md), and with `pdl.ENABLED` takes
+    programmatic dependent launch."""
+    options = None
+    if combo_kernels:
+        from . import pdl  # imports Triton, which the GPU has
+
+        options = {"combo_kernels": True, **pdl.inductor_options()}
     return LayerFunctions(*(torch.compile(f, fullgraph=True, dynamic=dynamic, options=options) for f in EAGER))
 
 

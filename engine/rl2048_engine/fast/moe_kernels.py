@@ -73,6 +73,8 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from . import pdl
+
 
 @triton.jit
 def _clamped(s):  # type: ignore[no-untyped-def]
@@ -533,6 +535,7 @@ def _mx_gemv_kernel(
     BLOCK_K: tl.constexpr,
     K_STAGES: tl.constexpr,
     X_PAIRS: tl.constexpr,
+    PDL: tl.constexpr,
 ):
     """`out = x @ W` per expert on the CUDA cores: `x` the int32 view of f16 x `[P, K / 2]`, `w` the
     int32 view of the blocks `[E * N, K / 8]` (word j of a row holds columns 8j .. 8j + 7, low
@@ -540,7 +543,8 @@ def _mx_gemv_kernel(
     past K, masked words read the row's last group again, times zero. An expert's rows go two at a
     time while two remain (`_gemv_group2`: the codes unpacked once for both), then one. `K_STAGES`
     above 1: Triton loads the codes of the next column steps (into registers, as compiled for sm_90)
-    while the present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`."""
+    while the present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`. `PDL`: `pdl.start`."""
+    pdl.start(PDL)
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = n < N
@@ -753,9 +757,10 @@ def grouped_linear(
     aligned = x.data_ptr() % 16 == 0 and w.data_ptr() % 16 == 0
     if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and aligned:
         tiles = _tiles("mx_gemv", "decode")
+        launch = pdl.on(x.device)
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
-            ASM=_compiled(), **tiles,
+            ASM=_compiled(), PDL=launch, launch_pdl=launch, **tiles,
         )  # fmt: skip
         return out
     tiles = _tiles("mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts))

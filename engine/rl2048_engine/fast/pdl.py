@@ -1,0 +1,52 @@
+"""Programmatic dependent launch (PDL, GPUs of compute capability 9.0 and up) for the decode step.
+
+A decode step of gpt-oss-20b is about 19 kernels a layer, replayed from a CUDA graph; each
+starts only once the one before it has finished and the GPU has launched it. With PDL a kernel
+is launched while the one before it still runs, and its first instruction (`griddepcontrol.wait`)
+waits for that kernel's results, so the launch is hidden behind the work before it.
+
+`ENABLED` turns it on for inductor's kernels (`triton.enable_pdl`, the compiled layer functions of
+decode) and for our decode kernels (the routing, attention and CUDA-core expert kernels), which
+take `PDL` and call `start` before they read anything. Off until a GPU times it
+(`bench/engine/explore_decode_gap.py --pdl`, bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+ENABLED = False
+
+
+def on(device: torch.device) -> bool:
+    """Whether kernels launched on `device` take PDL: `ENABLED`, compiled (not the interpreter)
+    for a GPU of compute capability 9.0 or up."""
+    return (
+        ENABLED
+        and device.type == "cuda"
+        and os.environ.get("TRITON_INTERPRET") != "1"
+        and torch.cuda.get_device_capability(device)[0] >= 9
+    )
+
+
+def inductor_options() -> dict[str, bool]:
+    """`torch.compile` options for inductor's kernels to take PDL (it checks the GPU itself), where
+    this PyTorch has the option."""
+    import torch._inductor.config as inductor
+
+    return {"triton.enable_pdl": True} if ENABLED and hasattr(inductor.triton, "enable_pdl") else {}
+
+
+@triton.jit
+def start(PDL: tl.constexpr):  # type: ignore[no-untyped-def]
+    """First in a kernel, with `PDL`: wait until the kernel before has finished and its writes are
+    seen (any load may read them), then let the next kernel be launched. The GPU launches it once
+    every program of this one has passed here or ended, that is once this kernel's last wave is
+    placed; the next kernel's own `start` waits for this one's results."""
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
