@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--row-tiles] [--routing] [--tiles TUNED.json ...]
+        [--row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -16,7 +16,8 @@ Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dr
 capture) the rows each expert got in every many-row call, summarized as the busiest expert's rows
 over the mean, per layer call (prefill, then the update's forward passes); it waits on the device
 at each call, so that step's times are not the engine's. `--tiles`: the picks of `tune_kernels.py`
-runs (their JSON output) replace those launch settings first.
+runs (their JSON output) replace those launch settings first. `--pdl`: the decode step's kernels take
+programmatic dependent launch (`fast/pdl.py`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 from rl2048_engine.engine import Engine
-from rl2048_engine.fast import moe_kernels
+from rl2048_engine.fast import moe_kernels, pdl
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
@@ -84,7 +85,9 @@ def main() -> None:
     parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
     parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
     parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
+    parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
     args = parser.parse_args()
+    pdl.ENABLED = args.pdl
     for tuned in args.tiles:
         report = json.loads(tuned.read_text())
         for kind, result in report.items():
@@ -151,6 +154,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
                 "row_tiles": args.row_tiles,
+                "pdl": args.pdl,
                 "tiles": {f"{kind}/{rows}": tiles for (kind, rows), tiles in moe_kernels.TILES.items()},
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
