@@ -4,15 +4,13 @@ token step's graph (fused sampling, recording, decode) replayed alone, sampling 
 
     PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--pdl]
 
-`--pdl`: the decode step's kernels take programmatic dependent launch (`fast/pdl.py`). The first
-call's tokens and logprobs are printed as a digest (`first_call`): two runs on the same GPU, with
-and without `--pdl`, are expected to give the same one (the same kernels compute the same numbers).
+`--pdl`: all of it again in the same process with programmatic dependent launch (`fast/pdl.py`),
+and whether the first call gave the same tokens both ways (the same kernels, the same numbers).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import time
@@ -39,28 +37,13 @@ def seconds(fn, repeats: int = 3) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
-    parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch (fast/pdl.py)")
-    args = parser.parse_args()
-    pdl.ENABLED = args.pdl
-    device = torch.device("cuda")
-    if not args.folder.exists():
-        init_model(args.folder, "20b", mxfp4=True)
-    loaded = load_mxfp4_mode(args.folder, device)
-    fast = FastGenerator(loaded.causal_lm)
-    rng = random.Random(0)
-    prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
-    settings = SamplingSettings(temperature=1.0)
-    gen = torch.Generator(device=device).manual_seed(0)
-    first = fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)  # compiles, captures
-    digest = hashlib.sha256(json.dumps([(c.ids, c.logprobs) for c in first]).encode()).hexdigest()[:16]
-    print(json.dumps({"pdl": args.pdl, "first_call": digest}), flush=True)
+def timings(fast: FastGenerator, prompts: list[list[int]], settings: SamplingSettings, gen: torch.Generator) -> dict[str, float]:
+    """Seconds of the calls and replays the module docstring lists (after a first call)."""
     state = fast.state
     assert state is not None and state.token_graph is not None
     logits = state.logits.clone()
-    decode = fast._capture(state, lambda: fast._step(state))
+    with torch.no_grad():
+        decode = fast._capture(state, lambda: fast._step(state))
     out = {
         "generate_s": seconds(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen)),
         "prefill_only_s": seconds(lambda: fast.generate(prompts, N, 1, settings, [], gen)),
@@ -70,7 +53,37 @@ def main() -> None:
     }
     out["rest_s"] = out["generate_s"] - out["prefill_only_s"] - out["replays_only_s"]
     out["replay_ms_per_token"] = 1000 * out["replays_only_s"] / (NEW_TOKENS - 1)
-    print(json.dumps({k: round(v, 4) for k, v in out.items()}), flush=True)
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
+    parser.add_argument("--pdl", action="store_true", help="again with programmatic dependent launch (fast/pdl.py)")
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    if not args.folder.exists():
+        init_model(args.folder, "20b", mxfp4=True)
+    loaded = load_mxfp4_mode(args.folder, device)
+    rng = random.Random(0)
+    prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    settings = SamplingSettings(temperature=1.0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    firsts = []
+    for enabled in (False, True) if args.pdl else (False,):
+        pdl.ENABLED = enabled
+        fast = FastGenerator(loaded.causal_lm)  # compiles and captures again (the kernels differ)
+        firsts.append(fast.generate(prompts, N, NEW_TOKENS, settings, [], torch.Generator(device=device).manual_seed(0)))
+        print(json.dumps({"pdl": enabled, **timings(fast, prompts, settings, gen)}), flush=True)
+    if args.pdl:  # the same tokens, and logprobs as close as the same kernels make them
+        off, on = firsts
+        print(json.dumps({
+            "same_tokens": [c.ids for c in off] == [c.ids for c in on],
+            "max_logprob_diff": max(abs(a - b) for x, y in zip(off, on) for a, b in zip(x.logprobs, y.logprobs)),
+        }), flush=True)  # fmt: skip
+    state = fast.state
+    assert state is not None
+    logits = state.logits.clone()
 
     # GPU time by kernel in the prefill (a 1-token generate) and in the sampling calls.
     for name, fn in (
