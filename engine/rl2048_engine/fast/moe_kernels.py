@@ -688,7 +688,9 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
 tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A` (`mx`, see
 `_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined; `X_PAIRS` (`mx_gemv`,
 `_gemv_group_asm`'s `x_pairs`). The last four came on 2026-12-06 and 12-07 from reading the kernels
-compiled for sm_90 (bench/RESULTS.md) and wait for a GPU measurement (`tune_kernels.py` tries them).
+compiled for sm_90 (bench/RESULTS.md); `tune_kernels.py` tries them. `X_PAIRS` is on: 126.6 against
+127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more); `SPLIT_X`,
+`W_AS_A` and `ROW_TILES` wait for a GPU measurement.
 The many-row MXFP4 tiles are `tune_kernels.py --tokens` picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
