@@ -59,7 +59,7 @@ def timings(fast: FastGenerator, prompts: list[list[int]], settings: SamplingSet
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
-    parser.add_argument("--pdl", action="store_true", help="again with programmatic dependent launch (fast/pdl.py)")
+    parser.add_argument("--runs", nargs="+", default=["plain"], help="plain, pdl or pdl:KERNEL,...: one run each")
     args = parser.parse_args()
     device = torch.device("cuda")
     if not args.folder.exists():
@@ -70,16 +70,17 @@ def main() -> None:
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
     firsts = []
-    for enabled in (False, True) if args.pdl else (False,):
-        pdl.ENABLED = enabled
+    for run in args.runs:
+        enabled = pdl.ENABLED = run.startswith("pdl")
+        pdl.KERNELS = set(run.split(":")[1].split(",")) if ":" in run else {"routing", "attention", "experts"}
         fast = FastGenerator(loaded.causal_lm)  # compiles and captures again (the kernels differ)
         firsts.append(fast.generate(prompts, N, NEW_TOKENS, settings, [], torch.Generator(device=device).manual_seed(0)))
-        print(json.dumps({"pdl": enabled, **timings(fast, prompts, settings, gen)}), flush=True)
-    if args.pdl:  # the same tokens, and logprobs as close as the same kernels make them
-        off, on = firsts
+        print(json.dumps({"run": run, **timings(fast, prompts, settings, gen)}), flush=True)
+    for run, later in zip(args.runs[1:], firsts[1:]):  # against the first run's first call
         print(json.dumps({
-            "same_tokens": [c.ids for c in off] == [c.ids for c in on],
-            "max_logprob_diff": max(abs(a - b) for x, y in zip(off, on) for a, b in zip(x.logprobs, y.logprobs)),
+            "run": run,
+            "same_tokens_as_first_run": [c.ids for c in later] == [c.ids for c in firsts[0]],
+            "max_logprob_diff": max(abs(a - b) for x, y in zip(firsts[0], later) for a, b in zip(x.logprobs, y.logprobs)),
         }), flush=True)  # fmt: skip
     state = fast.state
     assert state is not None

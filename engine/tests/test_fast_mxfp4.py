@@ -184,8 +184,8 @@ def test_decode_with_programmatic_dependent_launch_on_the_gpu(
     rows = torch.randint(0, 2000, (3, 30), generator=torch.Generator().manual_seed(0)).tolist()
     real_on, launched = pdl.on, []
 
-    def on(device: torch.device) -> bool:
-        launched.append(real_on(device))
+    def on(device: torch.device, kernel: str) -> bool:
+        launched.append(real_on(device, kernel))
         return launched[-1]
 
     monkeypatch.setattr(pdl, "on", on)

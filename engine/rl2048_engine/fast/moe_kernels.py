@@ -264,7 +264,12 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False) -> str:
     A word's e4m3 bytes come as columns (0, 2, 4, 6) and (1, 3, 5, 7). Either two byte permutes a
     word put them in x's pair order, (0, 1) .. (6, 7); or, with `x_pairs`, four permutes a word put
     x's pairs in theirs, (0, 2), (4, 6), (1, 3), (5, 7): those depend on x alone, and a thread's
-    weight rows in one loop step share its x, so the compiler computes them once for all of them."""
+    weight rows in one loop step share its x, so the compiler computes them once for all of them.
+
+    x is read through the coherent path (`ld.global`), the scale through the read-only one
+    (`.nc`): with programmatic dependent launch (`pdl.py`) the kernel before may still be writing
+    x when this kernel starts, and the read-only cache is meant for data that does not change
+    while a kernel runs."""
     outs = 4 * x_rows
     codes, scale, x_addr = 2 * outs, 2 * outs + 4, lambda r: 2 * outs + 8 + 4 * r  # noqa: E731
     body = [
@@ -278,7 +283,7 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False) -> str:
     ]
     for r in range(x_rows):
         body += [
-            f"ld.global.nc.v4.b32 {{x{r}_{4 * i}, x{r}_{4 * i + 1}, x{r}_{4 * i + 2}, x{r}_{4 * i + 3}}}, [${x_addr(r)}+{16 * i}];"
+            f"ld.global.v4.b32 {{x{r}_{4 * i}, x{r}_{4 * i + 1}, x{r}_{4 * i + 2}, x{r}_{4 * i + 3}}}, [${x_addr(r)}+{16 * i}];"
             for i in range(4)
         ]
     if x_pairs:  # each word's pairs (0, 1) (2, 3) (4, 5) (6, 7) -> (0, 2) (4, 6) (1, 3) (5, 7)
@@ -759,7 +764,7 @@ def grouped_linear(
     aligned = x.data_ptr() % 16 == 0 and w.data_ptr() % 16 == 0
     if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and aligned:
         tiles = _tiles("mx_gemv", "decode")
-        launch = pdl.on(x.device)
+        launch = pdl.on(x.device, "experts")
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
             ASM=_compiled(), PDL=launch, launch_pdl=launch, **tiles,

@@ -20,13 +20,16 @@ import triton
 import triton.language as tl
 
 ENABLED = False
+KERNELS = {"routing", "attention", "experts"}
+"""Which of our kernels take PDL when it is `ENABLED` (to measure each alone)."""
 
 
-def on(device: torch.device) -> bool:
-    """Whether kernels launched on `device` take PDL: `ENABLED`, compiled (not the interpreter)
-    for a GPU of compute capability 9.0 or up."""
+def on(device: torch.device, kernel: str) -> bool:
+    """Whether `kernel` (one of `KERNELS`' names) launched on `device` takes PDL: `ENABLED` and in
+    `KERNELS`, compiled (not the interpreter) for a GPU of compute capability 9.0 or up."""
     return (
         ENABLED
+        and kernel in KERNELS
         and device.type == "cuda"
         and os.environ.get("TRITON_INTERPRET") != "1"
         and torch.cuda.get_device_capability(device)[0] >= 9
