@@ -682,11 +682,11 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("dense", "decode"): dict(BLOCK_M=16, BLOCK_N=128, BLOCK_K=128, num_warps=4, num_stages=4),
     ("dense", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
-    ("mx", "many"): dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx", "many"): dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, ROW_TILES=1, num_warps=4, num_stages=3),
     ("mx_f16", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
     ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
-    ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
+    ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, ROW_TILES=1, num_warps=4, num_stages=3),
     ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, X_PAIRS=1, num_warps=4),
 }
 """Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
