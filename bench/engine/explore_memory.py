@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--expert-rows] [--routing] [--tiles TUNED.json ...] [--pdl]
+        [--row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -11,8 +11,8 @@ each phase: seconds, the peak of allocated tensors and the peak the caching allo
 (cached blocks and CUDA graphs' pools), in GiB, under whatever `PYTORCH_CUDA_ALLOC_CONF` says
 (printed with the result).
 Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
-`--expert-rows`: the many-row MXFP4 kernels take one expert's rows a program (`ROW_TILES` 0, as
-before 2026-12-07) instead of one row tile (`moe_kernels.TILES`). `--routing`: in the first step (as it runs, before any
+`--row-tiles`: the many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`,
+`ROW_TILES`) instead of one expert's rows. `--routing`: in the first step (as it runs, before any
 capture) the rows each expert got in every many-row call, summarized as the busiest expert's rows
 over the mean, per layer call (prefill, then the update's forward passes); it waits on the device
 at each call, so that step's times are not the engine's. `--tiles`: the picks of `tune_kernels.py`
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--preset", default="20b")
-    parser.add_argument("--expert-rows", action="store_true", help="one expert's rows a program in the many-row kernels")
+    parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
     parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
     parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
     parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
@@ -93,9 +93,9 @@ def main() -> None:
         for kind, result in report.items():
             if isinstance(result, dict) and "best" in result:
                 moe_kernels.TILES[kind, report["rows"]] = result["best"]
-    if args.expert_rows:
+    if args.row_tiles:
         for key in (("mx", "many"), ("mx_t", "many")):
-            moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 0}
+            moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
     folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
     if not folder.exists():
         init_model(folder, args.preset, mxfp4=True)
@@ -153,7 +153,7 @@ def main() -> None:
                 "device": torch.cuda.get_device_name() if GPU else "cpu",
                 "torch": torch.__version__,
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
-                "expert_rows": args.expert_rows,
+                "row_tiles": args.row_tiles,
                 "pdl": args.pdl,
                 "tiles": {f"{kind}/{rows}": tiles for (kind, rows), tiles in moe_kernels.TILES.items()},
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]

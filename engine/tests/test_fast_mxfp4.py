@@ -89,10 +89,18 @@ def test_resident_model_matches_the_dequantized_one(
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernels run compiled on a GPU")
-def test_resident_model_on_the_gpu_matches_the_dequantized_one(tiny_mxfp4_folder: Path) -> None:
+@pytest.mark.parametrize("row_tiles", [0, 1])
+def test_resident_model_on_the_gpu_matches_the_dequantized_one(
+    tiny_mxfp4_folder: Path, row_tiles: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # On CUDA the packed experts are multiplied by the Triton kernels forward and backward, here
-    # with many rows an expert (2 x 64 tokens, the many-row tiles): within bf16 rounding of the
-    # model whose experts were dequantized at load.
+    # with many rows an expert (2 x 64 tokens, the many-row tiles), each program taking one
+    # expert's rows or one row tile (`ROW_TILES`): within bf16 rounding of the model whose
+    # experts were dequantized at load.
+    from rl2048_engine.fast import moe_kernels
+
+    for key in (("mx", "many"), ("mx_t", "many")):
+        monkeypatch.setitem(moe_kernels.TILES, key, {**moe_kernels.TILES[key], "ROW_TILES": row_tiles})
     cuda = torch.device("cuda")
     plain = load_model(LoadParams(model=str(tiny_mxfp4_folder), dtype="bfloat16", device="cuda")).causal_lm
     resident = load_resident(tiny_mxfp4_folder, AutoConfig.from_pretrained(tiny_mxfp4_folder), cuda, torch.bfloat16)
