@@ -2,10 +2,13 @@
 token step's graph (fused sampling, recording, decode) replayed alone, sampling alone
 (`sample_next`), and the whole call (MXFP4 mode, the seed's 8 rows, 200 tokens).
 
-    PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--pdl]
+    PYTHONPATH=engine:bench/engine python3 bench/engine/explore_decode_gap.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--runs plain pdl ...]
 
-`--pdl`: all of it again in the same process with programmatic dependent launch (`fast/pdl.py`),
-and whether the first call gave the same tokens both ways (the same kernels, the same numbers).
+`--runs`: one run each, in one process, each with its own generator (compiled and captured
+again): `plain`, `pdl` (programmatic dependent launch, `fast/pdl.py`), or `pdl:KERNELS` (PDL in
+those of `pdl.KERNELS` only, comma-separated). Each later run's first call is compared with the
+first run's: the same tokens, and how far apart the logprobs are (the same kernels should give
+the same numbers).
 """
 
 from __future__ import annotations

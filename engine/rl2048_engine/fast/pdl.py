@@ -7,8 +7,12 @@ waits for that kernel's results, so the launch is hidden behind the work before 
 
 `ENABLED` turns it on for inductor's kernels (`triton.enable_pdl`, the compiled layer functions of
 decode) and for our decode kernels (the routing, attention and CUDA-core expert kernels), which
-take `PDL` and call `start` before they read anything. Off until a GPU times it
-(`bench/engine/explore_decode_gap.py --pdl`, bench/RESULTS.md).
+take `PDL` and call `start` before they read anything. Off: on an H100 (2026-12-07, torch 2.11,
+whose inductor has no PDL, so only our kernels took it) the decode step took 2-3.4% less time
+with it but sampled other tokens than without it, the same ones in two runs. The CUDA-core
+expert kernel then read x through the read-only cache, which may hold what x was before the
+kernel ahead wrote it; it no longer does. Not yet run again: `bench/engine/explore_decode_gap.py
+--runs plain pdl` must give the same tokens both ways (bench/RESULTS.md).
 """
 
 from __future__ import annotations
