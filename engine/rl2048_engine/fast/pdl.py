@@ -9,10 +9,10 @@ waits for that kernel's results, so the launch is hidden behind the work before 
 decode) and for our decode kernels (the routing, attention and CUDA-core expert kernels), which
 take `PDL` and call `start` before they read anything. Off: on an H100 (2026-12-07, torch 2.11,
 whose inductor has no PDL, so only our kernels took it) the decode step took 2-3.4% less time
-with it but sampled other tokens than without it, the same ones in two runs. The CUDA-core
-expert kernel then read x through the read-only cache, which may hold what x was before the
-kernel ahead wrote it; it no longer does. Not yet run again: `bench/engine/explore_decode_gap.py
---runs plain pdl` must give the same tokens both ways (bench/RESULTS.md).
+with it but sampled other tokens than without it, the same ones in two runs. Why is not known
+yet (bench/RESULTS.md); the CUDA-core expert kernel then read x through the read-only cache,
+which it no longer does. `bench/engine/explore_decode_gap.py --runs plain pdl pdl:experts ...`
+must give the same tokens every way before this is turned on.
 """
 
 from __future__ import annotations
