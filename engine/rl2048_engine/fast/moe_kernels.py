@@ -694,8 +694,8 @@ tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A
 `_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined; `X_PAIRS` (`mx_gemv`,
 `_gemv_group_asm`'s `x_pairs`). The last four came on 2026-12-06 and 12-07 from reading the kernels
 compiled for sm_90 (bench/RESULTS.md); `tune_kernels.py` tries them. `X_PAIRS` is on: 126.6 against
-127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more); `SPLIT_X`,
-`W_AS_A` wait for a GPU measurement. `ROW_TILES` for the many-row MXFP4 kernels took the update
+127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more); `SPLIT_X`
+and `W_AS_A` wait for a GPU measurement. `ROW_TILES` for the many-row MXFP4 kernels took the update
 with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07) and waits for a GPU test of its
 numbers.
 The many-row MXFP4 tiles are `tune_kernels.py --tokens` picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
