@@ -64,6 +64,13 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
     parser.add_argument("--runs", nargs="+", default=["plain"], help="plain, pdl or pdl:KERNEL,...: one run each")
     args = parser.parse_args()
+    every_kernel, runs = set(pdl.KERNELS), []  # (PDL on, our kernels that take it) per run
+    for run in args.runs:
+        kind, _, names = run.partition(":")
+        kernels = set(names.split(",")) if names else every_kernel
+        if kind not in ("plain", "pdl") or not kernels <= every_kernel:
+            parser.error(f"--runs: {run!r} is not plain, pdl or pdl:KERNEL,... with kernels of {sorted(every_kernel)}")
+        runs.append((kind == "pdl", kernels))
     device = torch.device("cuda")
     if not args.folder.exists():
         init_model(args.folder, "20b", mxfp4=True)
@@ -73,9 +80,8 @@ def main() -> None:
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
     firsts = []
-    for run in args.runs:
-        enabled = pdl.ENABLED = run.startswith("pdl")
-        pdl.KERNELS = set(run.split(":")[1].split(",")) if ":" in run else {"routing", "attention", "experts"}
+    for run, (enabled, kernels) in zip(args.runs, runs):
+        pdl.ENABLED, pdl.KERNELS = enabled, kernels
         fast = FastGenerator(loaded.causal_lm)  # compiles and captures again (the kernels differ)
         firsts.append(fast.generate(prompts, N, NEW_TOKENS, settings, [], torch.Generator(device=device).manual_seed(0)))
         print(json.dumps({"run": run, **timings(fast, prompts, settings, gen)}), flush=True)
