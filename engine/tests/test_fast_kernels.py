@@ -364,6 +364,21 @@ def asm_elements_per_thread(ttgir: str) -> tuple[list[int], list[int]]:
 
 
 @needs_triton
+def test_pdl_is_taken_only_when_enabled_for_that_kernel_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rl2048_engine.fast import pdl
+
+    cpu = torch.device("cpu")
+    assert not pdl.ENABLED  # off by default
+    monkeypatch.setattr(pdl, "ENABLED", True)
+    assert not pdl.on(cpu, "experts")  # never for the CPU (the interpreter has no griddepcontrol)
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        hopper = torch.cuda.get_device_capability(gpu)[0] >= 9
+        monkeypatch.setattr(pdl, "KERNELS", {"attention"})
+        assert pdl.on(gpu, "attention") == hopper and not pdl.on(gpu, "experts")
+
+
+@needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
 @pytest.mark.parametrize("launch", [0, 1])
 def test_decode_kernels_wait_for_the_kernel_before_them(launch: int, monkeypatch: pytest.MonkeyPatch) -> None:
