@@ -98,7 +98,7 @@ def run(asm: str, operands: list[int], memory: bytes) -> list[int]:
             put(low, value & 0xFFFF)
             put(high, value >> 16)
             continue
-        if op in ("ld.global.v4.b32", "ld.global.nc.v4.b32"):
+        if op == "ld.global.v4.b32":
             names, address = rest[1:].split("}")
             for name, word in zip(names.split(","), struct.unpack("<4I", load(address.strip(" ,"), 16))):
                 put(name, word)

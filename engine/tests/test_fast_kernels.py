@@ -390,7 +390,7 @@ def test_decode_kernels_wait_for_the_kernel_before_them(launch: int, monkeypatch
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
-    gemv = {**kernels._tiles("mx_gemv", "decode")}
+    gemv = kernels._tiles("mx_gemv", "decode")
     num_warps = gemv.pop("num_warps")
     cases = [
         (

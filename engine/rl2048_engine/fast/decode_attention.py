@@ -87,12 +87,11 @@ def decode_attention(
     batch, kv_heads, groups, dim = q.shape
     slots = keys.shape[2]
     out = torch.empty((batch, kv_heads, groups, dim), dtype=q.dtype, device=q.device)
-    launch = pdl.on(q.device, "attention")
     _decode_attention_kernel[(batch, kv_heads)](
         q, keys.contiguous(), values.contiguous(), mask.float().contiguous(), sinks.contiguous(), out,
         q.stride(0), q.stride(1), q.stride(2), scaling, slots,
         KV=kv_heads, G=groups, D=dim, BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_T=BLOCK_T,
-        PDL=launch, launch_pdl=launch,
+        **pdl.launch_options(q.device, "attention"),
     )  # fmt: skip
     return out
 

@@ -89,12 +89,11 @@ def route_top_k(
     weight = torch.empty(pairs, dtype=logits.dtype, device=device)
     offsets = torch.empty(experts, dtype=torch.int32, device=device)
     inverse = torch.empty((tokens, k), dtype=torch.int64, device=device)
-    launch = pdl.on(device, "routing")
     _route_kernel[(1,)](
         logits.contiguous(), chosen, top, token, expert, weight, offsets, inverse,
         N=tokens, E=experts, K=k, BLOCK_N=triton.next_power_of_2(tokens),
         BLOCK_E=triton.next_power_of_2(experts), BLOCK_P=triton.next_power_of_2(pairs),
-        PDL=launch, launch_pdl=launch,
+        **pdl.launch_options(device, "routing"),
     )  # fmt: skip
     return token, expert, weight, offsets, inverse
 

@@ -766,10 +766,9 @@ def grouped_linear(
     aligned = x.data_ptr() % 16 == 0 and w.data_ptr() % 16 == 0
     if f16 and x.shape[0] <= GEMV_ROWS_PER_EXPERT * experts and aligned:
         tiles = _tiles("mx_gemv", "decode")
-        launch = pdl.on(x.device, "experts")
         _mx_gemv_kernel[(experts, triton.cdiv(n, tiles["BLOCK_N"]))](
             x.view(torch.int32), out, offsets, w.view(torch.int32), s, k, n, x.stride(0) // 2, out.stride(0),
-            ASM=_compiled(), PDL=launch, launch_pdl=launch, **tiles,
+            ASM=_compiled(), **pdl.launch_options(x.device, "experts"), **tiles,
         )  # fmt: skip
         return out
     tiles = _tiles("mx_f16" if f16 else "mx" if mx else "dense", _row_class(x.shape[0], experts))

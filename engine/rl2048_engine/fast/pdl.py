@@ -40,6 +40,13 @@ def on(device: torch.device, kernel: str) -> bool:
     )
 
 
+def launch_options(device: torch.device, kernel: str) -> dict[str, bool]:
+    """Launch keywords of our `kernel` on `device`: its `PDL` constexpr (the wait in `start`) and
+    Triton's `launch_pdl` (the early launch), always together, as `on` says."""
+    enabled = on(device, kernel)
+    return {"PDL": enabled, "launch_pdl": enabled}
+
+
 def inductor_options() -> dict[str, bool]:
     """`torch.compile` options for inductor's kernels to take PDL (it checks the GPU itself), where
     this PyTorch has the option."""
