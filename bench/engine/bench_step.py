@@ -1,6 +1,6 @@
 """Issue 7: the seed's GRPO step on gpt-oss-20b, the plain way and our way, in one run.
 
-    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune]
+    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune] [--row-tiles]
 
 The step: 4 prompts of 150 tokens x 2 completions, generation forced to the full 200 new
 tokens (no stop ids), logprobs of the 8 completions, one GRPO update (bnpo, LoRA r4 on the
@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoConfig
 
+from rl2048_engine.fast import moe_kernels
 from rl2048_engine.fast.attention import use_fast_attention
 from rl2048_engine.fast.lora import use_fast_lora
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
@@ -83,6 +84,17 @@ LORA = {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", 
 LOSS = LossParams(type="bnpo", epsilon=0.2, epsilon_high=0.28, delta=1.5, beta=0.0)
 GIB = 1024**3
 GPU = torch.cuda.is_available()
+
+
+def use_row_tiles() -> None:
+    """The many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`, `ROW_TILES`)."""
+    for key in (("mx", "many"), ("mx_t", "many")):
+        moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
+
+
+def tiles() -> dict[str, dict[str, int]]:
+    """The expert kernels' launch settings this run used (`moe_kernels.TILES`)."""
+    return {f"{kind}/{rows}": tile for (kind, rows), tile in moe_kernels.TILES.items()}
 
 
 def step_params(pairs: list[tuple[list[int], list[int]]], old_logprobs: list[list[float]]) -> TrainStepParams:
@@ -442,7 +454,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     parser.add_argument("--preset", default="20b", help="tiny: a CPU dry run of the script")
     parser.add_argument("--tune", action="store_true", help="pick the kernels' tiles first (tune_kernels.py)")
+    parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
     args = parser.parse_args()
+    if args.row_tiles:
+        use_row_tiles()
     rows: list[dict[str, Any]] = []
     tuned = None
     if args.tune and GPU:
@@ -663,6 +678,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "gpu": torch.cuda.get_device_name() if GPU else "none",
         "cpu": cpu,
         "torch": torch.__version__,
+        "tiles": tiles(),
         "ceilings": {k: round(v, 2) for k, v in ceilings.items()},
         "floor": {k: round(v, 3) for k, v in fl.items()},
         "plain": plain,

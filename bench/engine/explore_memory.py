@@ -36,7 +36,7 @@ from rl2048_engine.fast import moe_kernels, pdl
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
-from bench_step import GIB, GPU, reserved, timed  # bench/engine/bench_step.py
+from bench_step import GIB, GPU, reserved, tiles, timed, use_row_tiles  # bench/engine/bench_step.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
 
@@ -94,8 +94,7 @@ def main() -> None:
             if isinstance(result, dict) and "best" in result:
                 moe_kernels.TILES[kind, report["rows"]] = result["best"]
     if args.row_tiles:
-        for key in (("mx", "many"), ("mx_t", "many")):
-            moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
+        use_row_tiles()
     folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
     if not folder.exists():
         init_model(folder, args.preset, mxfp4=True)
@@ -155,7 +154,7 @@ def main() -> None:
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
                 "row_tiles": args.row_tiles,
                 "pdl": args.pdl,
-                "tiles": {f"{kind}/{rows}": tiles for (kind, rows), tiles in moe_kernels.TILES.items()},
+                "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
                 "later_steps_reserved_gib": max(
