@@ -1,6 +1,6 @@
 """Issue 7: the seed's GRPO step on gpt-oss-20b, the plain way and our way, in one run.
 
-    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune] [--row-tiles]
+    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune] [--no-row-tiles]
 
 The step: 4 prompts of 150 tokens x 2 completions, generation forced to the full 200 new
 tokens (no stop ids), logprobs of the 8 completions, one GRPO update (bnpo, LoRA r4 on the
@@ -86,10 +86,11 @@ GIB = 1024**3
 GPU = torch.cuda.is_available()
 
 
-def use_row_tiles() -> None:
-    """The many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`, `ROW_TILES`)."""
+def set_row_tiles(on: bool) -> None:
+    """The many-row MXFP4 kernels take one row tile a program (`ROW_TILES`, their default), or
+    one expert's rows (as before 2026-12-07)."""
     for key in (("mx", "many"), ("mx_t", "many")):
-        moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": 1}
+        moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": int(on)}
 
 
 def tiles() -> dict[str, dict[str, int]]:
@@ -454,10 +455,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     parser.add_argument("--preset", default="20b", help="tiny: a CPU dry run of the script")
     parser.add_argument("--tune", action="store_true", help="pick the kernels' tiles first (tune_kernels.py)")
-    parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
+    parser.add_argument("--no-row-tiles", action="store_true", help="one expert's rows a program in the many-row kernels")
     args = parser.parse_args()
-    if args.row_tiles:
-        use_row_tiles()
+    if args.no_row_tiles:
+        set_row_tiles(False)
     rows: list[dict[str, Any]] = []
     tuned = None
     if args.tune and GPU:

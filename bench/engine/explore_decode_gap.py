@@ -6,9 +6,9 @@ token step's graph (fused sampling, recording, decode) replayed alone, sampling 
 
 `--runs`: one run each, in one process, each with its own generator (compiled and captured
 again): `plain`, `pdl` (programmatic dependent launch, `fast/pdl.py`), or `pdl:KERNELS` (PDL in
-those of `pdl.KERNELS` only, comma-separated). Each later run's first call is compared with the
-first run's: the same tokens, and how far apart the logprobs are (the same kernels should give
-the same numbers).
+those of `pdl.KERNELS` only, comma-separated: `inductor`, `routing`, `attention`, `experts`). Each
+later run's first call is compared with the first run's: the same tokens, and how far apart the
+logprobs are (the same kernels should give the same numbers).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl]
+        [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -11,13 +11,13 @@ each phase: seconds, the peak of allocated tensors and the peak the caching allo
 (cached blocks and CUDA graphs' pools), in GiB, under whatever `PYTORCH_CUDA_ALLOC_CONF` says
 (printed with the result).
 Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
-`--row-tiles`: the many-row MXFP4 kernels take one row tile a program (`moe_kernels.TILES`,
-`ROW_TILES`) instead of one expert's rows. `--routing`: in the first step (as it runs, before any
-capture) the rows each expert got in every many-row call, summarized as the busiest expert's rows
-over the mean, per layer call (prefill, then the update's forward passes); it waits on the device
-at each call, so that step's times are not the engine's. `--tiles`: the picks of `tune_kernels.py`
-runs (their JSON output) replace those launch settings first. `--pdl`: the decode step's kernels take
-programmatic dependent launch (`fast/pdl.py`).
+`--no-row-tiles`: the many-row MXFP4 kernels take one expert's rows a program, as before 12-07,
+instead of one row tile (`moe_kernels.TILES`, `ROW_TILES`). `--routing`: in the first step (as it
+runs, before any capture) the rows each expert got in every many-row call, summarized as the
+busiest expert's rows over the mean, per layer call (prefill, then the update's forward passes); it
+waits on the device at each call, so that step's times are not the engine's. `--tiles`: the picks
+of `tune_kernels.py` runs (their JSON output) replace those launch settings first. `--pdl`: the
+decode step's kernels take programmatic dependent launch (`fast/pdl.py`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from rl2048_engine.fast import moe_kernels, pdl
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
-from bench_step import GIB, GPU, reserved, tiles, timed, use_row_tiles  # bench/engine/bench_step.py
+from bench_step import GIB, GPU, reserved, set_row_tiles, tiles, timed  # bench/engine/bench_step.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
 
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--preset", default="20b")
-    parser.add_argument("--row-tiles", action="store_true", help="one row tile a program in the many-row kernels")
+    parser.add_argument("--no-row-tiles", action="store_true", help="one expert's rows a program in the many-row kernels")
     parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
     parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
     parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
@@ -93,8 +93,8 @@ def main() -> None:
         for kind, result in report.items():
             if isinstance(result, dict) and "best" in result:
                 moe_kernels.TILES[kind, report["rows"]] = result["best"]
-    if args.row_tiles:
-        use_row_tiles()
+    if args.no_row_tiles:
+        set_row_tiles(False)
     folder = args.work / f"gpt-oss-{args.preset}-mxfp4"
     if not folder.exists():
         init_model(folder, args.preset, mxfp4=True)
@@ -152,7 +152,6 @@ def main() -> None:
                 "device": torch.cuda.get_device_name() if GPU else "cpu",
                 "torch": torch.__version__,
                 "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
-                "row_tiles": args.row_tiles,
                 "pdl": args.pdl,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]

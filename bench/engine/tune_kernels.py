@@ -62,12 +62,12 @@ MANY_ROWS: dict[str, list[dict[str, int]]] = {
         for m, n, k, w, s in itertools.product([64, 128], [64, 128, 256], [64, 128], [4, 8], [3, 4])
     ],
     "mx": [
-        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=64, SPLIT_X=x, W_AS_A=a, num_warps=w, num_stages=3)
+        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=64, ROW_TILES=1, SPLIT_X=x, W_AS_A=a, num_warps=w, num_stages=3)
         for a, x, w, m, n in itertools.product([1, 0], [1, 0], [8, 4], [128, 64], [128, 256])
     ],
 }
 MANY_ROWS["mx_t"] = [
-    dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, num_warps=w, num_stages=s)
+    dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, ROW_TILES=1, num_warps=w, num_stages=s)
     for m, c, r, w, s in itertools.product([64, 128], [64, 128, 256], [32, 64], [4, 8], [3, 4])
 ]
 

@@ -368,9 +368,15 @@ def test_pdl_is_taken_only_when_enabled_for_that_kernel_on_a_gpu(monkeypatch: py
     from rl2048_engine.fast import pdl
 
     cpu = torch.device("cpu")
-    assert not pdl.ENABLED  # off by default
+    assert not pdl.ENABLED and pdl.inductor_options() == {}  # off by default
     monkeypatch.setattr(pdl, "ENABLED", True)
     assert not pdl.on(cpu, "experts")  # never for the CPU (the interpreter has no griddepcontrol)
+    import torch._inductor.config as inductor
+
+    if hasattr(inductor.triton, "enable_pdl"):  # inductor's kernels: only when named too
+        assert pdl.inductor_options() == {"triton.enable_pdl": True}
+        monkeypatch.setattr(pdl, "KERNELS", {"experts"})
+        assert pdl.inductor_options() == {}
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         hopper = torch.cuda.get_device_capability(gpu)[0] >= 9

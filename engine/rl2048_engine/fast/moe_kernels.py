@@ -56,8 +56,8 @@ dequantizing all 32 experts then `grouped_mm`; at its update (2 800 tokens) 2.19
 one program column per expert is paced by the busiest expert when the routing is uneven. With
 `ROW_TILES` in a tile setting, a program takes one row tile instead (`_row_tile`: each finds its
 expert from the offsets on the device; the grid is rows / BLOCK_M + one partial tile per expert,
-fixed for a row count, so CUDA graphs keep it). Tested in the interpreter; off (`TILES`) until
-measured on a GPU.
+fixed for a row count, so CUDA graphs keep it). On for the many-row MXFP4 kernels (`TILES`): the
+update with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07).
 `dequantize_experts` unpacks chosen experts at memory speed: the benchmarks' reference for that
 older way.
 Runs on CUDA, or on the CPU under `TRITON_INTERPRET=1` (the tests check the math that way).
@@ -682,11 +682,11 @@ TILES: dict[tuple[str, RowClass], dict[str, int]] = {
     ("dense", "decode"): dict(BLOCK_M=16, BLOCK_N=128, BLOCK_K=128, num_warps=4, num_stages=4),
     ("dense", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
-    ("mx", "many"): dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
+    ("mx", "many"): dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, ROW_TILES=1, num_warps=4, num_stages=3),
     ("mx_f16", "decode"): dict(BLOCK_M=16, BLOCK_N=64, BLOCK_K=128, num_warps=4, num_stages=3),
     ("mx_f16", "many"): dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=64, num_warps=4, num_stages=3),
     ("mx_t", "decode"): dict(BLOCK_M=16, BLOCK_C=128, BLOCK_R=128, num_warps=4, num_stages=3),
-    ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, num_warps=4, num_stages=3),
+    ("mx_t", "many"): dict(BLOCK_M=128, BLOCK_C=128, BLOCK_R=64, ROW_TILES=1, num_warps=4, num_stages=3),
     ("mx_gemv", "decode"): dict(BLOCK_N=32, BLOCK_K=1024, X_PAIRS=1, num_warps=4),
 }
 """Launch settings per (kernel, row class). Options, off unless set here: `ROW_TILES`, one row
@@ -694,10 +694,10 @@ tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A
 `_grouped_kernel`); `K_STAGES` above 1 (`mx_gemv`), its column loop pipelined; `X_PAIRS` (`mx_gemv`,
 `_gemv_group_asm`'s `x_pairs`). The last four came on 2026-12-06 and 12-07 from reading the kernels
 compiled for sm_90 (bench/RESULTS.md); `tune_kernels.py` tries them. `X_PAIRS` is on: 126.6 against
-127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more); `SPLIT_X`
-and `W_AS_A` wait for a GPU measurement. `ROW_TILES` for the many-row MXFP4 kernels took the update
-with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07) and waits for a GPU test of its
-numbers.
+127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more). `SPLIT_X`
+and `W_AS_A` were slower too, in the many-row `mx` kernel at 2 800 tokens (H100, 2026-12-07: 1.97
+ms without either, 2.00 with both, 2.13 and 2.22 with one). `ROW_TILES` is on for the many-row MXFP4 kernels: the update
+with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07), and their GPU test passed with it.
 The many-row MXFP4 tiles are `tune_kernels.py --tokens` picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);

@@ -5,14 +5,14 @@ starts only once the one before it has finished and the GPU has launched it. Wit
 is launched while the one before it still runs, and its first instruction (`griddepcontrol.wait`)
 waits for that kernel's results, so the launch is hidden behind the work before it.
 
-`ENABLED` turns it on for inductor's kernels (`triton.enable_pdl`, the compiled layer functions of
-decode) and for our decode kernels (the routing, attention and CUDA-core expert kernels), which
-take `PDL` and call `start` before they read anything. Off: on an H100 (2026-12-07, torch 2.11,
-whose inductor has no PDL, so only our kernels took it) the decode step took 2-3.4% less time
-with it but sampled other tokens than without it, the same ones in two runs. Why is not known
-yet (bench/RESULTS.md); the CUDA-core expert kernel then read x through the read-only cache,
-which it no longer does. `bench/engine/explore_decode_gap.py --runs plain pdl pdl:experts ...`
-must give the same tokens every way before this is turned on.
+`ENABLED` turns it on for the kernels named in `KERNELS`: inductor's (`"inductor"`: its
+`triton.enable_pdl` option, for the compiled layer functions of decode) and ours (`"routing"`,
+`"attention"`, `"experts"`: the decode kernels, which take `PDL` and call `start` before they
+read anything). Off. Measured on an H100 (2026-12-07, torch 2.11, bench/RESULTS.md): with
+inductor's kernels the decode step took 2-4.3% less time but sampled other tokens than without
+PDL (the same other tokens every time); with ours alone the tokens and logprobs were the same,
+and so was the time (4.77-4.82 against 4.79 ms a token). `bench/engine/explore_decode_gap.py
+--runs plain pdl pdl:inductor pdl:experts ...` compares them.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ import triton
 import triton.language as tl
 
 ENABLED = False
-KERNELS = {"routing", "attention", "experts"}
-"""Which of our kernels take PDL when it is `ENABLED` (to measure each alone)."""
+KERNELS = {"inductor", "routing", "attention", "experts"}
+"""Which kernels take PDL when it is `ENABLED` (to measure each alone)."""
 
 
 def on(device: torch.device, kernel: str) -> bool:
-    """Whether `kernel` (one of `KERNELS`' names) launched on `device` takes PDL: `ENABLED` and in
-    `KERNELS`, compiled (not the interpreter) for a GPU of compute capability 9.0 or up."""
+    """Whether our `kernel` (`"routing"`, `"attention"` or `"experts"`) launched on `device` takes
+    PDL: `ENABLED` and in `KERNELS`, compiled (not the interpreter) for a GPU of compute
+    capability 9.0 or up."""
     return (
         ENABLED
         and kernel in KERNELS
@@ -48,11 +49,12 @@ def launch_options(device: torch.device, kernel: str) -> dict[str, bool]:
 
 
 def inductor_options() -> dict[str, bool]:
-    """`torch.compile` options for inductor's kernels to take PDL (it checks the GPU itself), where
-    this PyTorch has the option."""
+    """`torch.compile` options for inductor's kernels to take PDL (it checks the GPU itself), when
+    `ENABLED` with `"inductor"` in `KERNELS`, where this PyTorch has the option."""
     import torch._inductor.config as inductor
 
-    return {"triton.enable_pdl": True} if ENABLED and hasattr(inductor.triton, "enable_pdl") else {}
+    wanted = ENABLED and "inductor" in KERNELS
+    return {"triton.enable_pdl": True} if wanted and hasattr(inductor.triton, "enable_pdl") else {}
 
 
 @triton.jit
