@@ -696,8 +696,9 @@ tile a program (`_row_tile`) instead of one expert's rows; `SPLIT_X` and `W_AS_A
 compiled for sm_90 (bench/RESULTS.md); `tune_kernels.py` tries them. `X_PAIRS` is on: 126.6 against
 127.8-128.6 us (H100, 2026-12-07); `K_STAGES` 2 and 3 were slower there (137.9 us or more). `SPLIT_X`
 and `W_AS_A` were slower too, in the many-row `mx` kernel at 2 800 tokens (H100, 2026-12-07: 1.97
-ms without either, 2.00 with both, 2.13 and 2.22 with one). `ROW_TILES` is on for the many-row MXFP4 kernels: the update
-with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07), and their GPU test passed with it.
+ms without either, 2.00 with both, 2.13 and 2.22 with one). `ROW_TILES` is on for the many-row
+MXFP4 kernels: the update with `kl` 0.496 -> 0.426 s through the engine (H100, 2026-12-07), and
+their GPU test passed with it.
 The many-row MXFP4 tiles are `tune_kernels.py --tokens` picks on an H100 (2026-12-06, bench/RESULTS.md): at 2 800 and 600 tokens, `mx` 2.87 -> 2.12 and
 0.92 -> 0.67 ms (gate_up + down), `mx_t` 3.40 -> 2.28 and 1.06 -> 0.69 ms, against 64-row tiles.
 For `mx` the tuner's first pick (BLOCK_N 256, 8 warps) was 3-5% faster alone (2.06 and 0.63 ms);
