@@ -55,7 +55,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
+from rl2048_engine import use_expandable_segments
+
+use_expandable_segments()  # as the engine does, before torch starts CUDA
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import AutoConfig
@@ -679,6 +683,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "gpu": torch.cuda.get_device_name() if GPU else "none",
         "cpu": cpu,
         "torch": torch.__version__,
+        "alloc_conf": os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
         "tiles": tiles(),
         "ceilings": {k: round(v, 2) for k, v in ceilings.items()},
         "floor": {k: round(v, 3) for k, v in fl.items()},

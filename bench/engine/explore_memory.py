@@ -8,8 +8,8 @@ preset's load settings (experts packed, fast, embeddings offloaded, checkpointin
 q/k/v/o, 8-bit AdamW), then runs `--steps` seed steps through `Engine`: generate 4 prompts x 2
 completions of 200 tokens (no stop ids), then one update with `compute_kl` (the preset's). For
 each phase: seconds, the peak of allocated tensors and the peak the caching allocator reserved
-(cached blocks and CUDA graphs' pools), in GiB, under whatever `PYTORCH_CUDA_ALLOC_CONF` says
-(printed with the result).
+(cached blocks and CUDA graphs' pools), in GiB, under the engine's allocator settings
+(expandable segments unless `PYTORCH_CUDA_ALLOC_CONF` says otherwise; printed with the result).
 Prints one JSON line per phase, then a summary line. `--preset tiny` is a CPU dry run of the script.
 `--no-row-tiles`: the many-row MXFP4 kernels take one expert's rows a program, as before 12-07,
 instead of one row tile (`moe_kernels.TILES`, `ROW_TILES`). `--routing`: in the first step (as it
@@ -29,7 +29,11 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+from rl2048_engine import use_expandable_segments
+
+use_expandable_segments()  # as the engine does, before torch starts CUDA
+
+import torch  # noqa: E402
 
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels, pdl
@@ -151,7 +155,7 @@ def main() -> None:
             {
                 "device": torch.cuda.get_device_name() if GPU else "cpu",
                 "torch": torch.__version__,
-                "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+                "alloc_conf": os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
                 "pdl": args.pdl,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]

@@ -2,6 +2,10 @@
 
 import sys
 
-from .server import main
+from . import use_expandable_segments
+
+use_expandable_segments()  # before torch is imported, so before CUDA starts
+
+from .server import main  # noqa: E402
 
 sys.exit(main())
