@@ -12,10 +12,12 @@ import { describe, expect, it } from "vitest";
 import {
   listCheckpoints,
   pruneCheckpoints,
+  readPendingBatch,
   readTrainerState,
   removeStaleTemps,
   resolveResume,
   saveCheckpoint,
+  writePendingBatch,
   type TrainerState,
 } from "./checkpoints.ts";
 import { RunLog } from "./runLog.ts";
@@ -107,5 +109,26 @@ describe("RunLog", () => {
     expect(steps(resumed.strategiesPath)).toEqual([1]);
     expect(readFileSync(join(run, "best_strategy.py"), "utf8")).toContain("pass");
     resumed.close();
+  });
+
+  it("reads back the batch sampled ahead, and names what is wrong with a bad one", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl2048-pending-"));
+    expect(readPendingBatch(dir)).toBeNull();
+    const batch = [
+      {
+        prompt: [1, 2],
+        ids: [3, 4],
+        logprobs: [-0.5, -1],
+        truncated: false,
+        seeds: [7],
+        old_logprobs: [-0.4, -1.1],
+      },
+    ];
+    writePendingBatch(dir, batch);
+    expect(readPendingBatch(dir)).toEqual(batch);
+    writeFileSync(join(dir, "pending_batch.json"), JSON.stringify([{ ...batch[0], ids: [3.5] }]));
+    expect(() => readPendingBatch(dir)).toThrow(/pending_batch\.json: 0\.ids\.0: .*int/);
+    writeFileSync(join(dir, "pending_batch.json"), "[{");
+    expect(() => readPendingBatch(dir)).toThrow(/pending_batch\.json is not readable JSON/);
   });
 });

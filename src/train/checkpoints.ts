@@ -1,7 +1,8 @@
 /**
  * Checkpoint folders: `<run>/checkpoint-<step>/` holds the engine's checkpoint (adapter,
- * optimizer, scheduler, engine RNG) and `trainer_state.json` (step, data position, TS RNG,
- * config, best so far). A checkpoint is written into a temporary folder and renamed, so a crash
+ * optimizer, scheduler, engine RNG), `trainer_state.json` (step, data position, TS RNG,
+ * config, best so far) and, with training.one_step_off_policy, `pending_batch.json` (the batch
+ * sampled for the next update). A checkpoint is written into a temporary folder and renamed, so a crash
  * never leaves half of one; a folder without trainer_state.json is never taken for one.
  */
 import {
@@ -18,6 +19,8 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 
 export const TRAINER_STATE = "trainer_state.json";
+/** The batch sampled ahead of the next update (training.one_step_off_policy), not yet trained on. */
+export const PENDING_BATCH = "pending_batch.json";
 const CHECKPOINT = /^checkpoint-(\d+)$/;
 const TEMP_PREFIX = ".tmp-checkpoint-";
 
@@ -44,6 +47,19 @@ export const trainerStateSchema = z.object({
   best: bestStrategySchema.nullable(),
 });
 export type TrainerState = z.infer<typeof trainerStateSchema>;
+
+const pendingBatchSchema = z.array(
+  z.object({
+    prompt: z.array(z.int()),
+    ids: z.array(z.int()),
+    logprobs: z.array(z.number()),
+    truncated: z.boolean(),
+    seeds: z.array(z.int()),
+    /** Under the policy that sampled it, as the training forward sees it. */
+    old_logprobs: z.array(z.number()),
+  }),
+);
+export type PendingBatch = z.infer<typeof pendingBatchSchema>;
 
 export interface CheckpointRef {
   step: number;
@@ -112,13 +128,33 @@ export function pruneCheckpoints(runDir: string, keep: number | null): void {
 
 export function readTrainerState(checkpoint: string): TrainerState {
   const path = join(checkpoint, TRAINER_STATE);
+  return readChecked(
+    path,
+    trainerStateSchema,
+    `${checkpoint} is not a checkpoint (no readable ${TRAINER_STATE})`,
+  );
+}
+
+export function writePendingBatch(checkpoint: string, batch: PendingBatch): void {
+  writeFileSync(join(checkpoint, PENDING_BATCH), JSON.stringify(batch) + "\n");
+}
+
+/** The checkpoint's pending batch, or null when it has none. */
+export function readPendingBatch(checkpoint: string): PendingBatch | null {
+  const path = join(checkpoint, PENDING_BATCH);
+  if (!existsSync(path)) return null;
+  return readChecked(path, pendingBatchSchema, `${path} is not readable JSON`);
+}
+
+/** A JSON file checked against its schema; what is wrong is named in one line. */
+function readChecked<T>(path: string, schema: z.ZodType<T>, unreadable: string): T {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));
   } catch {
-    throw new Error(`${checkpoint} is not a checkpoint (no readable ${TRAINER_STATE})`);
+    throw new Error(unreadable);
   }
-  const parsed = trainerStateSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`${path}: ${issue.path.join(".")}: ${issue.message}`);

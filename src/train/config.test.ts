@@ -124,6 +124,11 @@ describe("errors name the field", () => {
     expect(() => parseConfig({ training: { scale_rewards: "all" } })).toThrow(
       /training\.scale_rewards: .*"group"/,
     );
+    expect(() =>
+      parseConfig({ training: { one_step_off_policy: true, dynamic_sampling: true } }),
+    ).toThrow(
+      "config: training.one_step_off_policy: needs dynamic_sampling off (its extra rounds wait for rewards)",
+    );
   });
 
   it("a broken or missing file", () => {

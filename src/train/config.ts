@@ -83,40 +83,52 @@ const generationSchema = z.strictObject({
   reasoning_effort: z.enum(["low", "medium", "high"]).default("low"),
 });
 
-const trainingSchema = z.strictObject({
-  max_steps: positiveInt.default(1000),
-  /**
-   * Prompts per micro-batch. A step samples per_device_train_batch_size x
-   * gradient_accumulation_steps prompts, num_generations completions each, and takes one
-   * optimizer step over them (the seed: 1 x 4 prompts, 8 completions).
-   */
-  per_device_train_batch_size: positiveInt.default(1),
-  gradient_accumulation_steps: positiveInt.default(4),
-  learning_rate: z.number().min(0).default(5e-5),
-  lr_scheduler_type: z.enum(["linear", "constant"]).default("linear"),
-  warmup_ratio: z.number().min(0).max(1).default(0.1),
-  weight_decay: z.number().min(0).default(0.001),
-  optim: z.enum(["adamw_8bit", "adamw_torch"]).default("adamw_8bit"),
-  adam_beta1: z.number().min(0).lt(1).default(0.9),
-  adam_beta2: z.number().min(0).lt(1).default(0.99),
-  adam_epsilon: z.number().positive().default(1e-8),
-  max_grad_norm: z.number().positive().nullable().default(1),
-  loss_type: z.enum(["grpo", "bnpo", "dr_grpo", "dapo"]).default("bnpo"),
-  epsilon: z.number().min(0).default(0.2),
-  epsilon_high: z.number().min(0).nullable().default(0.28),
-  delta: z.number().gt(1).nullable().default(1.5),
-  beta: z.number().min(0).default(0),
-  /** Log `kl` at beta 0 too, at the cost of a reference forward per update (TRL skips it). */
-  compute_kl: z.boolean().default(true),
-  mask_truncated_completions: z.boolean().default(true),
-  scale_rewards: z.enum(["group", "batch", "none"]).default("group"),
-  /** Optimizer updates per sampled batch (TRL's num_iterations, GRPO's mu). */
-  num_iterations: positiveInt.default(1),
-  /** Drop groups whose rewards are all equal and sample again (DAPO). */
-  dynamic_sampling: z.boolean().default(false),
-  /** Most sampling rounds per step when dynamic sampling drops groups. */
-  max_sampling_rounds: positiveInt.default(4),
-});
+const trainingSchema = z
+  .strictObject({
+    max_steps: positiveInt.default(1000),
+    /**
+     * Prompts per micro-batch. A step samples per_device_train_batch_size x
+     * gradient_accumulation_steps prompts, num_generations completions each, and takes one
+     * optimizer step over them (the seed: 1 x 4 prompts, 8 completions).
+     */
+    per_device_train_batch_size: positiveInt.default(1),
+    gradient_accumulation_steps: positiveInt.default(4),
+    learning_rate: z.number().min(0).default(5e-5),
+    lr_scheduler_type: z.enum(["linear", "constant"]).default("linear"),
+    warmup_ratio: z.number().min(0).max(1).default(0.1),
+    weight_decay: z.number().min(0).default(0.001),
+    optim: z.enum(["adamw_8bit", "adamw_torch"]).default("adamw_8bit"),
+    adam_beta1: z.number().min(0).lt(1).default(0.9),
+    adam_beta2: z.number().min(0).lt(1).default(0.99),
+    adam_epsilon: z.number().positive().default(1e-8),
+    max_grad_norm: z.number().positive().nullable().default(1),
+    loss_type: z.enum(["grpo", "bnpo", "dr_grpo", "dapo"]).default("bnpo"),
+    epsilon: z.number().min(0).default(0.2),
+    epsilon_high: z.number().min(0).nullable().default(0.28),
+    delta: z.number().gt(1).nullable().default(1.5),
+    beta: z.number().min(0).default(0),
+    /** Log `kl` at beta 0 too, at the cost of a reference forward per update (TRL skips it). */
+    compute_kl: z.boolean().default(true),
+    mask_truncated_completions: z.boolean().default(true),
+    scale_rewards: z.enum(["group", "batch", "none"]).default("group"),
+    /** Optimizer updates per sampled batch (TRL's num_iterations, GRPO's mu). */
+    num_iterations: positiveInt.default(1),
+    /** Drop groups whose rewards are all equal and sample again (DAPO). */
+    dynamic_sampling: z.boolean().default(false),
+    /** Most sampling rounds per step when dynamic sampling drops groups. */
+    max_sampling_rounds: positiveInt.default(4),
+    /**
+     * Sample the next step's batch before this step's update, so that its games are played
+     * while the GPU works on: rewards stop adding to the step. Each update then learns from
+     * completions sampled one update earlier, its ratio taken against their logprobs under the
+     * policy that sampled them (one more logprobs pass a step). Not with dynamic_sampling.
+     */
+    one_step_off_policy: z.boolean().default(false),
+  })
+  .refine((t) => !(t.one_step_off_policy && t.dynamic_sampling), {
+    error: "needs dynamic_sampling off (its extra rounds wait for rewards)",
+    path: ["one_step_off_policy"],
+  });
 
 const outputSchema = z.strictObject({
   output_dir: z.string().default("outputs"),

@@ -1,7 +1,7 @@
 /**
- * One sampling round: `groups` prompts x `num_generations` completions in one engine call,
- * decoded, extracted, scored in the sandbox in parallel (every completion on the same game
- * seeds), and rewarded by each reward function.
+ * Sampling: `groups` prompts x `num_generations` completions in one engine call (`generate`),
+ * then each decoded, extracted, scored in the sandbox in parallel (every completion on the same
+ * game seeds) and rewarded by each reward function (`score`). `sampleRound` does both.
  */
 import type { TrainConfig } from "./config.ts";
 import type {
@@ -13,11 +13,17 @@ import type {
   TextCodec,
 } from "./ports.ts";
 
-export interface SampledCompletion<R extends ScoreReport = ScoreReport> {
+/** A completion as sampled, before it is scored. */
+export interface UnscoredCompletion {
   prompt: number[];
   ids: number[];
   logprobs: number[];
   truncated: boolean;
+  /** The game seeds it plays. */
+  seeds: number[];
+}
+
+export interface SampledCompletion<R extends ScoreReport = ScoreReport> extends UnscoredCompletion {
   text: string;
   extraction: Extraction;
   report: R;
@@ -27,8 +33,6 @@ export interface SampledCompletion<R extends ScoreReport = ScoreReport> {
   total: number;
   /** The most frequent outcome of its games, or null when nothing ran. */
   outcome: string | null;
-  /** The game seeds it played, in `report.games` order. */
-  seeds: number[];
 }
 
 export interface SamplingParts<R extends ScoreReport = ScoreReport> {
@@ -37,6 +41,13 @@ export interface SamplingParts<R extends ScoreReport = ScoreReport> {
   scorer: Scorer<R>;
   rewards: RewardFunction<R>[];
   extract: (text: string) => Extraction;
+}
+
+export interface SampleRequest {
+  promptIds: number[];
+  groups: number;
+  sampleSeed: number;
+  gameSeeds: number[];
 }
 
 /** The most frequent outcome among a completion's games (the first one wins ties). */
@@ -49,14 +60,13 @@ export function mainOutcome(report: ScoreReport): string | null {
   return best;
 }
 
-export async function sampleRound<R extends ScoreReport>(
-  parts: SamplingParts<R>,
+export async function generate(
+  engine: PolicyEngine,
   config: TrainConfig,
-  request: { promptIds: number[]; groups: number; sampleSeed: number; gameSeeds: number[] },
-): Promise<{ groups: SampledCompletion<R>[][]; seconds: { generate: number; score: number } }> {
+  request: SampleRequest,
+): Promise<UnscoredCompletion[]> {
   const gen = config.generation;
-  const t0 = performance.now();
-  const { completions } = await parts.engine.generate({
+  const { completions } = await engine.generate({
     prompts: Array.from({ length: request.groups }, () => request.promptIds),
     n: gen.num_generations,
     max_new_tokens: gen.max_completion_length,
@@ -66,39 +76,48 @@ export async function sampleRound<R extends ScoreReport>(
     min_p: gen.min_p,
     seed: request.sampleSeed,
   });
-  const t1 = performance.now();
+  return completions.map((c) => ({
+    prompt: request.promptIds,
+    ids: c.ids,
+    logprobs: c.logprobs,
+    truncated: c.finish_reason === "length",
+    seeds: request.gameSeeds,
+  }));
+}
 
+/** Scores every completion in parallel; the result is grouped, `groupSize` to a prompt. */
+export async function score<R extends ScoreReport>(
+  parts: SamplingParts<R>,
+  completions: UnscoredCompletion[],
+  groupSize: number,
+): Promise<SampledCompletion<R>[][]> {
   const scored = await Promise.all(
-    completions.map(async (c) => {
+    completions.map(async (c): Promise<SampledCompletion<R>> => {
       const text = parts.codec.decode(c.ids);
       const extraction = parts.extract(text);
-      const report = await parts.scorer.score(
-        extraction.ok ? extraction.code : null,
-        request.gameSeeds,
-      );
+      const report = await parts.scorer.score(extraction.ok ? extraction.code : null, c.seeds);
       const rewards = parts.rewards.map((fn) => fn.reward({ extraction, report }));
       const total = rewards.reduce((sum, value, f) => sum + value * parts.rewards[f]!.weight, 0);
-      const sampled: SampledCompletion<R> = {
-        prompt: request.promptIds,
-        ids: c.ids,
-        logprobs: c.logprobs,
-        truncated: c.finish_reason === "length",
-        text,
-        extraction,
-        report,
-        rewards,
-        total,
-        outcome: mainOutcome(report),
-        seeds: request.gameSeeds,
-      };
-      return sampled;
+      return { ...c, text, extraction, report, rewards, total, outcome: mainOutcome(report) };
     }),
   );
-  const t2 = performance.now();
-
   const groups: SampledCompletion<R>[][] = [];
-  for (let g = 0; g < request.groups; g++) {
-    groups.push(scored.slice(g * gen.num_generations, (g + 1) * gen.num_generations));
+  for (let start = 0; start < scored.length; start += groupSize) {
+    groups.push(scored.slice(start, start + groupSize));
   }
+  return groups;
+}
+
+/** `generate`, then `score`, with the seconds each took. */
+export async function sampleRound<R extends ScoreReport>(
+  parts: SamplingParts<R>,
+  config: TrainConfig,
+  request: SampleRequest,
+): Promise<{ groups: SampledCompletion<R>[][]; seconds: { generate: number; score: number } }> {
+  const t0 = performance.now();
+  const completions = await generate(parts.engine, config, request);
+  const t1 = performance.now();
+  const groups = await score(parts, completions, config.generation.num_generations);
+  const t2 = performance.now();
   return { groups, seconds: { generate: (t1 - t0) / 1000, score: (t2 - t1) / 1000 } };
 }

@@ -14,7 +14,12 @@ import { ModelTokenizer } from "../model/tokenizer.ts";
 import { extractStrategy } from "../strategy/extract.ts";
 import { SandboxPool } from "../strategy/sandboxPool.ts";
 import type { StrategyReport } from "../strategy/types.ts";
-import { listCheckpoints, removeStaleTemps, type TrainerState } from "./checkpoints.ts";
+import {
+  listCheckpoints,
+  readPendingBatch,
+  removeStaleTemps,
+  type TrainerState,
+} from "./checkpoints.ts";
 import type { TrainConfig } from "./config.ts";
 import { TrainConsole } from "./console.ts";
 import { checkModelFolder, hasMxfp4Experts, ModelFolderError } from "./modelFolder.ts";
@@ -171,6 +176,7 @@ export async function runTraining(config: TrainConfig, resume?: Resume): Promise
       `${runDir} already has checkpoints: add --resume, or pick another --run-name`,
     );
   }
+  const pending = resume ? readPendingBatch(resume.checkpoint) : null;
   const modelDir = await modelFolder(config);
   const tokenizer = await ModelTokenizer.fromFolder(modelDir);
   const prompt = await promptIds(config, modelDir, tokenizer);
@@ -234,7 +240,7 @@ export async function runTraining(config: TrainConfig, resume?: Resume): Promise
       promptIds: prompt,
       log,
       console: ui,
-      ...(resume ? { resume: resume.state } : {}),
+      ...(resume ? { resume: { ...resume.state, pending } } : {}),
     });
     const reason = await trainer.run();
     if (reason === "finished") {

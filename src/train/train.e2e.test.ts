@@ -281,6 +281,34 @@ describe("rl2048 train, end to end on the CPU", () => {
     );
   }, 600_000);
 
+  it("one step off policy: trains a step behind, the batch sampled ahead kept in checkpoints", async () => {
+    const r = await train([
+      `--model=${policy}`,
+      `--output-dir=${out}`,
+      "--run-name=ahead",
+      ...SETTINGS.filter((s) => !s.startsWith("--steps")),
+      "--steps=3",
+      "--set=training.dynamic_sampling=false",
+      "--set=training.one_step_off_policy=true",
+      "--set=output.final_test_games=0",
+    ]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    const run = join(out, "ahead");
+    const metrics = lines(join(run, "metrics.jsonl"));
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(metrics.filter((m) => m.grad_norm !== undefined).length).toBeGreaterThan(0);
+    // Checkpoints 1 and 2 hold the next step's batch (2 prompts x 4), with its logprobs.
+    for (const step of [1, 2]) {
+      const pending = JSON.parse(
+        readFileSync(join(run, `checkpoint-${step}`, "pending_batch.json"), "utf8"),
+      ) as { ids: number[]; old_logprobs: number[] }[];
+      expect(pending).toHaveLength(8);
+      for (const c of pending) expect(c.old_logprobs).toHaveLength(c.ids.length);
+    }
+    expect(existsSync(join(run, "checkpoint-3", "pending_batch.json"))).toBe(false);
+  }, 600_000);
+
   it("bad config, a folder that is not a model, an engine that dies: one line, non-zero exit", async () => {
     const bad = await train(["--set=training.learning_rat=1"]);
     expect(bad.code).toBe(2);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "./config.ts";
+import { readPendingBatch, readTrainerState } from "./checkpoints.ts";
 import { TrainConsole } from "./console.ts";
 import type { PolicyEngine, TrainItem } from "./ports.ts";
 import { RunLog } from "./runLog.ts";
@@ -71,8 +72,12 @@ function scriptedParts(rounds: number[][]) {
   return { parts, trained, calls: () => call };
 }
 
-function makeTrainer(parts: SamplingParts, training: Record<string, unknown>) {
-  const runDir = mkdtempSync(join(tmpdir(), "rl2048-trainer-"));
+function makeTrainer(
+  parts: SamplingParts,
+  training: Record<string, unknown>,
+  resume?: { runDir: string; checkpoint: string },
+) {
+  const runDir = resume?.runDir ?? mkdtempSync(join(tmpdir(), "rl2048-trainer-"));
   const config = parseConfig({
     generation: { num_generations: 2 },
     training: {
@@ -91,7 +96,15 @@ function makeTrainer(parts: SamplingParts, training: Record<string, unknown>) {
     parts,
     promptIds: [1, 2],
     log,
-    console: new TrainConsole(1),
+    console: new TrainConsole(config.training.max_steps),
+    ...(resume
+      ? {
+          resume: {
+            ...readTrainerState(resume.checkpoint),
+            pending: readPendingBatch(resume.checkpoint),
+          },
+        }
+      : {}),
   });
   return { trainer, log, runDir };
 }
@@ -156,5 +169,115 @@ describe("Trainer", () => {
       expect.closeTo(-0.70706, 4),
       expect.closeTo(0.70706, 4),
     ]);
+  });
+});
+
+/**
+ * An engine whose completions follow from the sampling seed (so a resumed run samples what the
+ * uninterrupted one did) and whose logprobs tell how many updates the weights had; `events`
+ * is the order of engine calls and scorer calls, batch by batch.
+ */
+function aheadParts(updatesDone = 0) {
+  const events: string[] = [];
+  const trained: TrainItem[][] = [];
+  const batchOf = new Map<number, number>(); // completion id -> generate call
+  let generated = 0;
+  let updates = updatesDone;
+  const note = (event: string) => {
+    if (events.at(-1) !== event) events.push(event);
+  };
+  const { parts } = scriptedParts([]);
+  parts.engine = {
+    ...parts.engine,
+    async generate(request) {
+      generated++;
+      note(`generate ${generated}`);
+      const total = request.prompts.length * request.n;
+      return {
+        completions: Array.from({ length: total }, (_, i) => {
+          const id = (request.seed! % 1000) * 10 + i;
+          batchOf.set(id, generated);
+          return {
+            prompt_index: Math.floor(i / request.n),
+            ids: [id],
+            logprobs: [-1],
+            finish_reason: "stop",
+          };
+        }),
+      };
+    },
+    async logprobs(request) {
+      note(`logprobs ${batchOf.get(request.items[0]!.completion[0]!)}`);
+      return { policy: request.items.map(() => [-(updates + 1)]) };
+    },
+    async trainStep(request) {
+      note(`train ${batchOf.get(request.items[0]!.completion[0]!)}`);
+      trained.push(request.items);
+      updates++;
+      return scriptedParts([]).parts.engine.trainStep(request);
+    },
+  };
+  const scorer = parts.scorer;
+  parts.scorer = {
+    // Games take a turn of the event loop, where the engine's calls here take none.
+    score: async (code, seeds) => {
+      note(`score ${batchOf.get(Number(code))}`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      note(`scored ${batchOf.get(Number(code))}`);
+      return scorer.score(code, seeds);
+    },
+  };
+  return { parts, trained, events };
+}
+
+describe("Trainer, one step off policy", () => {
+  const settings = { one_step_off_policy: true, max_steps: 3 };
+
+  it("plays a batch's games while the next batch is sampled, and trains one step behind", async () => {
+    const { parts, trained, events } = aheadParts();
+    const { trainer, log } = makeTrainer(parts, settings);
+    expect(await trainer.run()).toBe("finished");
+    log.close();
+    // Batch k's games start once it is sampled and end after batch k+1 was sampled.
+    expect(events).toEqual([
+      ...["generate 1", "score 1", "logprobs 1"],
+      ...["generate 2", "score 2", "logprobs 2", "scored 1", "train 1"],
+      ...["generate 3", "score 3", "logprobs 3", "scored 2", "train 2"],
+      ...["scored 3", "train 3"],
+    ]);
+    // Each batch's ratio is against the policy that sampled it: batches 1 and 2 before any
+    // update, batch 3 after the first.
+    expect(trained.map((items) => items.map((i) => i.old_logprobs))).toEqual([
+      [[-1], [-1], [-1], [-1]],
+      [[-1], [-1], [-1], [-1]],
+      [[-2], [-2], [-2], [-2]],
+    ]);
+    expect(trainer.dataPosition).toBe(3 * 2);
+  });
+
+  it("keeps the batch sampled ahead in the checkpoint, so a stopped run resumes as if never stopped", async () => {
+    const straight = aheadParts();
+    const full = makeTrainer(straight.parts, settings);
+    await full.trainer.run();
+    full.log.close();
+
+    const first = aheadParts();
+    const stopped = makeTrainer(first.parts, settings);
+    const trainStep = first.parts.engine.trainStep;
+    first.parts.engine.trainStep = (request) => {
+      stopped.trainer.requestStop();
+      return trainStep(request);
+    };
+    expect(await stopped.trainer.run()).toBe("interrupted");
+    stopped.log.close();
+    const checkpoint = join(stopped.runDir, "checkpoint-1");
+    expect(readPendingBatch(checkpoint)).toHaveLength(4);
+
+    const second = aheadParts(1);
+    const resumed = makeTrainer(second.parts, settings, { runDir: stopped.runDir, checkpoint });
+    expect(await resumed.trainer.run()).toBe("finished");
+    resumed.log.close();
+    expect([...first.trained, ...second.trained]).toEqual(straight.trained);
+    expect(readPendingBatch(join(stopped.runDir, "checkpoint-3"))).toBeNull();
   });
 });
