@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import YAML from "yaml";
 import { ChatTemplate } from "../model/chatTemplate.ts";
 import { EngineClient, EngineError } from "../model/engineClient.ts";
-import type { LoadParams, SaveFormat } from "../model/engineProtocol.ts";
+import type { LoadParams, LoadResult, SaveFormat } from "../model/engineProtocol.ts";
 import { ModelTokenizer } from "../model/tokenizer.ts";
 import { extractStrategy } from "../strategy/extract.ts";
 import { SandboxPool } from "../strategy/sandboxPool.ts";
@@ -99,17 +99,39 @@ export async function promptIds(config: TrainConfig, modelDir: string, tokenizer
 }
 
 /** Starts the engine and loads the model; engine errors become one-line TrainErrors. */
-export async function startEngine(config: TrainConfig, modelDir: string): Promise<EngineClient> {
+export async function startEngine(
+  config: TrainConfig,
+  modelDir: string,
+  log: (line: string) => void = () => {},
+): Promise<EngineClient> {
   const engine = await EngineClient.start({
     python: config.engine.python,
     timeoutMs: config.engine.request_timeout_s * 1000,
   });
   const params = loadParams(config, modelDir);
-  await engine.load(params);
+  log(describeLoaded(await engine.load(params), params));
   if (config.model.load_in_4bit && params.experts !== "mxfp4") {
     console.error("note: the model has no MXFP4 experts; it is loaded in 16-bit");
   }
   return engine;
+}
+
+/** One line on the loaded model, and what the first step will take on a GPU. */
+export function describeLoaded(info: LoadResult, params: LoadParams): string {
+  const count = (n: number) =>
+    n >= 1e9
+      ? `${(n / 1e9).toFixed(1)}B`
+      : n >= 1e6
+        ? `${(n / 1e6).toFixed(1)}M`
+        : n.toLocaleString("en-US");
+  const experts = params.experts === "mxfp4" ? ", MXFP4 experts packed" : "";
+  const gib = info.memory.reserved
+    ? `, ${(info.memory.reserved / 2 ** 30).toFixed(1)} GiB held`
+    : "";
+  const line = `loaded on ${info.device} (${info.dtype}${experts}${gib}): ${count(info.params_total)} parameters, ${count(info.params_trainable)} trainable`;
+  return params.fast && info.device.startsWith("cuda")
+    ? `${line}; the first step compiles the fast paths (a minute or two on a fresh machine, then cached on disk)`
+    : line;
 }
 
 export function sandboxScorer(pool: SandboxPool, config: TrainConfig): Scorer<StrategyReport> {
@@ -212,7 +234,7 @@ export async function runTraining(config: TrainConfig, resume?: Resume): Promise
   let stopping = false;
   process.on("SIGINT", onSigint);
   try {
-    engine = await startEngine(config, modelDir);
+    engine = await startEngine(config, modelDir, (line) => ui.log(line));
     if (resume) {
       await engine.loadState({ path: resume.checkpoint });
       ui.log(`resumed from ${resume.checkpoint} (step ${resume.state.step})`);
