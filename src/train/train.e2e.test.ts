@@ -281,17 +281,17 @@ describe("rl2048 train, end to end on the CPU", () => {
     );
   }, 600_000);
 
-  it("one step off policy: trains a step behind, the batch sampled ahead kept in checkpoints", async () => {
-    const r = await train([
+  it("one step off policy: trains a step behind, keeps the batch sampled ahead, resumes as if never stopped", async () => {
+    const settings = [
       `--model=${policy}`,
       `--output-dir=${out}`,
-      "--run-name=ahead",
       ...SETTINGS.filter((s) => !s.startsWith("--steps")),
       "--steps=3",
       "--set=training.dynamic_sampling=false",
       "--set=training.one_step_off_policy=true",
       "--set=output.final_test_games=0",
-    ]);
+    ];
+    const r = await train([...settings, "--run-name=ahead"]);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const run = join(out, "ahead");
@@ -307,6 +307,34 @@ describe("rl2048 train, end to end on the CPU", () => {
       for (const c of pending) expect(c.old_logprobs).toHaveLength(c.ids.length);
     }
     expect(existsSync(join(run, "checkpoint-3", "pending_batch.json"))).toBe(false);
+
+    // Ctrl-C once step 1 is logged: the step under way ends and its checkpoint (step 1 or 2)
+    // keeps the batch sampled ahead; the resumed run logs what the uninterrupted one did.
+    const stopped = join(out, "ahead-stopped");
+    const first = start([...settings, "--run-name=ahead-stopped"]);
+    await waitFor(
+      () =>
+        existsSync(join(stopped, "metrics.jsonl")) &&
+        lines(join(stopped, "metrics.jsonl")).length > 0,
+      "step 1",
+    );
+    first.child.kill("SIGINT");
+    expect((await first.done).code).toBe(130);
+    const latest = readdirSync(stopped)
+      .filter((n) => n.startsWith("checkpoint-"))
+      .sort()
+      .at(-1)!;
+    expect(["checkpoint-1", "checkpoint-2"]).toContain(latest);
+    expect(existsSync(join(stopped, latest, "pending_batch.json"))).toBe(true);
+    const resumed = await train([
+      `--output-dir=${out}`,
+      "--resume=latest",
+      "--run-name=ahead-stopped",
+    ]);
+    expect(resumed.code).toBe(0);
+    expect(comparable(join(stopped, "metrics.jsonl"))).toEqual(
+      comparable(join(run, "metrics.jsonl")),
+    );
   }, 600_000);
 
   it("bad config, a folder that is not a model, an engine that dies: one line, non-zero exit", async () => {
