@@ -97,6 +97,11 @@ def set_row_tiles(on: bool) -> None:
         moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": int(on)}
 
 
+def alloc_conf() -> str:
+    """PyTorch's allocator settings for this run (`PYTORCH_ALLOC_CONF` first, as PyTorch reads them)."""
+    return os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")
+
+
 def tiles() -> dict[str, dict[str, int]]:
     """The expert kernels' launch settings this run used (`moe_kernels.TILES`)."""
     return {f"{kind}/{rows}": tile for (kind, rows), tile in moe_kernels.TILES.items()}
@@ -683,7 +688,7 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "gpu": torch.cuda.get_device_name() if GPU else "none",
         "cpu": cpu,
         "torch": torch.__version__,
-        "alloc_conf": os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+        "alloc_conf": alloc_conf(),
         "tiles": tiles(),
         "ceilings": {k: round(v, 2) for k, v in ceilings.items()},
         "floor": {k: round(v, 3) for k, v in fl.items()},

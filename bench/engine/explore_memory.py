@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ from rl2048_engine.fast import moe_kernels, pdl
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
-from bench_step import GIB, GPU, reserved, set_row_tiles, tiles, timed  # bench/engine/bench_step.py
+from bench_step import GIB, GPU, alloc_conf, reserved, set_row_tiles, tiles, timed  # bench/engine/bench_step.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
 
@@ -155,7 +154,7 @@ def main() -> None:
             {
                 "device": torch.cuda.get_device_name() if GPU else "cpu",
                 "torch": torch.__version__,
-                "alloc_conf": os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+                "alloc_conf": alloc_conf(),
                 "pdl": args.pdl,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]

@@ -167,6 +167,12 @@ export class Trainer<R extends ScoreReport> {
     if (every > 0 && this.step % every === 0) this.showSample(sampled);
   }
 
+  /** Prompts (groups) a step trains on. */
+  private groupsPerStep(): number {
+    const { training } = this.o.config;
+    return training.per_device_train_batch_size * training.gradient_accumulation_steps;
+  }
+
   /** The prompts of one sampling call, and the seeds it samples and plays with. */
   private nextRequest(groups: number): SampleRequest {
     const gameSeeds = Array.from({ length: this.o.config.game.seeds_per_completion }, () =>
@@ -181,7 +187,7 @@ export class Trainer<R extends ScoreReport> {
   private async sampleNow(seconds: Seconds): Promise<Batch<R>> {
     const { config, parts } = this.o;
     const { training, generation } = config;
-    const wanted = training.per_device_train_batch_size * training.gradient_accumulation_steps;
+    const wanted = this.groupsPerStep();
     const rounds = training.dynamic_sampling ? training.max_sampling_rounds : 1;
     let kept: SampledCompletion<R>[][] = [];
     const sampled: SampledCompletion<R>[] = [];
@@ -228,15 +234,14 @@ export class Trainer<R extends ScoreReport> {
   /** Samples a batch, starts its games, and takes its logprobs before the next update. */
   private async sampleBatchAhead(seconds: Seconds): Promise<AheadBatch<R>> {
     const { config, parts } = this.o;
-    const { training, generation } = config;
-    const wanted = training.per_device_train_batch_size * training.gradient_accumulation_steps;
+    const request = this.nextRequest(this.groupsPerStep());
     const t0 = performance.now();
-    const completions = await generate(parts.engine, config, this.nextRequest(wanted));
+    const completions = await generate(parts.engine, config, request);
     const t1 = performance.now();
     const scored = this.scoreInBackground(completions);
     const { policy } = await parts.engine.logprobs({
       items: completions.map((c) => ({ prompt: c.prompt, completion: c.ids })),
-      temperature: generation.temperature,
+      temperature: config.generation.temperature,
     });
     seconds.generate += (t1 - t0) / 1000;
     seconds.train += (performance.now() - t1) / 1000;
