@@ -71,7 +71,7 @@ from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, s
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.fast.mxfp4_experts import dequantize_routed, load_resident
 from rl2048_engine.fast.graphs import CudaGraphs
-from rl2048_engine.fast.training import completion_logprobs, train_step_fused
+from rl2048_engine.fast.training import compile_layers, completion_logprobs, train_step_fused
 from rl2048_engine.grpo import grpo_loss
 from rl2048_engine.init_model import init_model
 from rl2048_engine.loading import LoadedModel, _enable_checkpointing, load_model
@@ -210,6 +210,7 @@ def fast_forward(loaded: LoadedModel, fast: bool) -> None:
     engine's fast mode runs it, or with transformers' and PEFT's own (grouped_mm experts, eager
     attention, float32 LoRA)."""
     use_fast_lora(loaded.model, fast)
+    compile_layers(loaded.causal_lm, fast and loaded.device.type == "cuda")
     if fast:
         use_fast_experts(loaded.causal_lm)
         use_fast_attention(loaded.causal_lm)
@@ -617,6 +618,7 @@ def load_mxfp4_mode(folder: Path, device: torch.device) -> LoadedModel:
         offload_embeddings(causal_lm.get_input_embeddings(), device)
     _enable_checkpointing(causal_lm)  # activations of 8 x 350 tokens would pass 16 GB
     use_fast_attention(causal_lm)  # the engine's fast mode (the packed experts are ours already)
+    compile_layers(causal_lm, device.type == "cuda")
     config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
     model = get_peft_model(causal_lm, config)
     use_fast_lora(model)

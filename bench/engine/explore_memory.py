@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl]
+        [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl] [--eager-layers]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -17,7 +17,9 @@ runs, before any capture) the rows each expert got in every many-row call, summa
 busiest expert's rows over the mean, per layer call (prefill, then the update's forward passes); it
 waits on the device at each call, so that step's times are not the engine's. `--tiles`: the picks
 of `tune_kernels.py` runs (their JSON output) replace those launch settings first. `--pdl`: the
-decode step's kernels take programmatic dependent launch (`fast/pdl.py`).
+decode step's kernels take programmatic dependent launch (`fast/pdl.py`). `--eager-layers`: the
+decoder layers run as transformers wrote them in training and scoring, where the engine compiles
+them on a GPU (`fast/training.py`, `compile_layers`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ use_expandable_segments()  # as the engine does, before torch starts CUDA
 
 import torch  # noqa: E402
 
+from rl2048_engine import engine as engine_module
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels, pdl
 from rl2048_engine.fast.mxfp4_experts import MxExperts
@@ -89,7 +92,10 @@ def main() -> None:
     parser.add_argument("--routing", action="store_true", help="record the rows per expert in the first step")
     parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
     parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
+    parser.add_argument("--eager-layers", action="store_true", help="decoder layers not compiled (fast/training.py)")
     args = parser.parse_args()
+    if args.eager_layers:  # the engine's compile_layers, off
+        engine_module.compile_layers = lambda causal_lm: None
     pdl.ENABLED = args.pdl
     for tuned in args.tiles:
         report = json.loads(tuned.read_text())
@@ -156,6 +162,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "alloc_conf": alloc_conf(),
                 "pdl": args.pdl,
+                "compiled_layers": not args.eager_layers,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]

@@ -23,7 +23,7 @@ from .fast.forward import use_fast_experts
 from .fast.generation import FastGenerator
 from .fast.lora import use_fast_lora
 from .fast.graphs import CudaGraphs
-from .fast.training import completion_logprobs, train_step_fused
+from .fast.training import compile_layers, completion_logprobs, train_step_fused
 from .generation import generate
 from .loading import LoadedModel, load_model
 from .optim import make_optimizer, make_scheduler
@@ -112,8 +112,10 @@ class Engine:
                 use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)
-                if p.cuda_graphs and loaded.device.type == "cuda":  # the update and logprobs replayed
-                    self.graphs = CudaGraphs()
+                if loaded.device.type == "cuda":
+                    compile_layers(loaded.causal_lm)  # the update's and scoring's layers fused
+                    if p.cuda_graphs:  # and replayed
+                        self.graphs = CudaGraphs()
             except ValueError as err:
                 raise EngineError("bad_request", f"fast: {err}") from err
         config = loaded.causal_lm.config

@@ -89,6 +89,40 @@ def test_kl_needs_beta_or_compute_kl_and_never_changes_the_update(tiny_folder: P
         assert torch.equal(skipped_weights[name], value), name
 
 
+def test_compiled_layers_train_as_the_layers_do(tiny_folder: Path) -> None:
+    # On CUDA the engine compiles the decoder layers (fast/training.py, `compile_layers`); here
+    # through inductor's CPU backend, with activation checkpointing (the recompute runs compiled
+    # too) and the reference forward (adapters off), against the same steps uncompiled.
+    from rl2048_engine.fast.training import compile_layers
+
+    params = TrainStepParams.model_validate(
+        {"items": items(seed=4), "loss": {"beta": 0.04}, "gradient_accumulation_steps": 3}
+    )
+
+    def two_steps(compiled: bool) -> tuple[list[dict], dict[str, torch.Tensor]]:
+        engine = Engine()
+        load = dict(model=str(tiny_folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA)
+        engine.load(engine.handlers["load"][0](**load, fast=True, gradient_checkpointing=True))
+        trainer = engine.require()
+        causal_lm = trainer.loaded.causal_lm
+        compile_layers(causal_lm, compiled)
+        compiled_forward = "forward" in vars(causal_lm.get_decoder().layers[0])
+        assert compiled_forward == compiled
+        metrics = [train_step_fused(trainer, params) for _ in range(2)]
+        compile_layers(causal_lm, False)  # transformers' forward again
+        assert "forward" not in vars(causal_lm.get_decoder().layers[0])
+        return metrics, {n: p.detach().clone() for n, p in trainer.loaded.model.named_parameters() if p.requires_grad}
+
+    eager, eager_weights = two_steps(False)
+    compiled, compiled_weights = two_steps(True)
+    assert eager[1]["grad_norm"] > 0 and eager[1]["kl"] > 0
+    for got, want in zip(compiled, eager):
+        for key in ("loss", "kl", "entropy", "grad_norm"):
+            assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), key
+    for name, value in eager_weights.items():
+        assert torch.allclose(compiled_weights[name], value, rtol=1e-5, atol=1e-7), name
+
+
 def test_our_experts_forward_matches_transformers(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rl2048_engine.fast import forward
     from rl2048_engine.loading import load_model

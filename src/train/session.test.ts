@@ -40,7 +40,7 @@ describe("describeLoaded", () => {
   it("says what was loaded where, and that a GPU's first step compiles", () => {
     expect(describeLoaded(info, { ...params, experts: "mxfp4" })).toBe(
       "loaded on cuda:0 (bfloat16, MXFP4 experts packed, 13.9 GiB held): 20.9B parameters, 4.0M trainable; " +
-        "the first step compiles the fast paths (a minute or two on a fresh machine, then cached on disk)",
+        "the first step compiles the fast paths (two to three minutes on a fresh machine, then cached on disk)",
     );
   });
 

@@ -130,7 +130,7 @@ export function describeLoaded(info: LoadResult, params: LoadParams): string {
     : "";
   const line = `loaded on ${info.device} (${info.dtype}${experts}${gib}): ${count(info.params_total)} parameters, ${count(info.params_trainable)} trainable`;
   return params.fast && info.device.startsWith("cuda")
-    ? `${line}; the first step compiles the fast paths (a minute or two on a fresh machine, then cached on disk)`
+    ? `${line}; the first step compiles the fast paths (two to three minutes on a fresh machine, then cached on disk)`
     : line;
 }
 

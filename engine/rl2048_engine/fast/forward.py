@@ -422,12 +422,15 @@ def expert_linears(experts: nn.Module, pairs: int) -> tuple[GroupedLinear, torch
     return gate_up, experts.gate_up_proj_bias, down, experts.down_proj_bias
 
 
+@torch.compiler.disable
 def grouped_experts(
     experts: nn.Module, x: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, num_experts: int
 ) -> torch.Tensor:
     """Sum over each token's chosen experts of `weight * expert(x)`: `x [N, H]`, `chosen [N, k]`.
     The experts' forward in training and scoring (see `experts_forward`); on CUDA the activation
-    and the sum, and their backward, run compiled (`torch.compile`, dynamic shapes)."""
+    and the sum, and their backward, run compiled (`torch.compile`, dynamic shapes). Never traced
+    into a compiled caller (`training.compile_layers`): its kernels and autograd functions run as
+    they are between the compiled parts of a layer."""
     fns = _training_functions() if x.is_cuda and kernels_enabled() else EAGER
     routing = route(chosen, weights, num_experts)
     gate_up, gate_up_bias, down, down_bias = expert_linears(experts, chosen.numel())
