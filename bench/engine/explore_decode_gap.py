@@ -8,7 +8,11 @@ token step's graph (fused sampling, recording, decode) replayed alone, sampling 
 again): `plain`, `pdl` (programmatic dependent launch, `fast/pdl.py`), or `pdl:KERNELS` (PDL in
 those of `pdl.KERNELS` only, comma-separated: `inductor`, `routing`, `attention`, `experts`). Each
 later run's first call is compared with the first run's: the same tokens, and how far apart the
-logprobs are (the same kernels should give the same numbers).
+logprobs are (the same kernels should give the same numbers). Then, once every run has generated,
+each later run's decode step is replayed on the first run's state (its KV cache, input token and
+slot copied in), `REPLAYS` times: its logits against the first run's on that state (how far
+apart, against the logits' own spread: rounding, or wrong numbers) and against its own first
+replay (a race would show as replays that differ).
 """
 
 from __future__ import annotations
@@ -59,6 +63,36 @@ def timings(fast: FastGenerator, prompts: list[list[int]], settings: SamplingSet
     return {k: round(v, 4) for k, v in out.items()}
 
 
+REPLAYS = 20
+
+
+def same_state_logits(first: FastGenerator, later: FastGenerator) -> dict[str, float]:
+    """`later`'s decode step replayed on `first`'s state, against `first`'s: see the module doc."""
+    a, b = first.state, later.state
+    assert a is not None and b is not None
+    for src, dst in zip(a.cache.keys + a.cache.values, b.cache.keys + b.cache.values, strict=True):
+        dst.copy_(src)
+    for name in ("hidden", "slot", "pad", "width"):
+        getattr(b, name).copy_(getattr(a, name))
+    with torch.no_grad():
+        graph_a = first._capture(a, lambda: first._step(a))
+        graph_b = later._capture(b, lambda: later._step(b))
+    graph_a.replay()
+    want = a.logits.clone()
+    got = []
+    for _ in range(REPLAYS):
+        graph_b.replay()
+        got.append(b.logits.clone())
+    diff = (got[0] - want).abs()
+    return {
+        "logits_std": float(want.std()),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "argmax_same_rows": int((got[0].argmax(-1) == want.argmax(-1)).sum()),
+        "replays_max_abs_diff": max(float((g - got[0]).abs().max()) for g in got),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
@@ -79,18 +113,21 @@ def main() -> None:
     prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
-    firsts = []
+    firsts, generators = [], []
     for run, (enabled, kernels) in zip(args.runs, runs):
         pdl.ENABLED, pdl.KERNELS = enabled, kernels
         fast = FastGenerator(loaded.causal_lm)  # compiles and captures again (the kernels differ)
         firsts.append(fast.generate(prompts, N, NEW_TOKENS, settings, [], torch.Generator(device=device).manual_seed(0)))
         print(json.dumps({"run": run, **timings(fast, prompts, settings, gen)}), flush=True)
+        generators.append(fast)
     for run, later in zip(args.runs[1:], firsts[1:]):  # against the first run's first call
         print(json.dumps({
             "run": run,
             "same_tokens_as_first_run": [c.ids for c in later] == [c.ids for c in firsts[0]],
             "max_logprob_diff": max(abs(a - b) for x, y in zip(firsts[0], later) for a, b in zip(x.logprobs, y.logprobs)),
         }), flush=True)  # fmt: skip
+    for run, later in zip(args.runs[1:], generators[1:]):
+        print(json.dumps({"run": run, "same_state": same_state_logits(generators[0], later)}), flush=True)
     state = fast.state
     assert state is not None
     logits = state.logits.clone()
