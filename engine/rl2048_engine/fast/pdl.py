@@ -11,7 +11,9 @@ waits for that kernel's results, so the launch is hidden behind the work before 
 read anything). Off. Measured on an H100 (2026-12-07, torch 2.11, bench/RESULTS.md): with
 inductor's kernels the decode step took 2-4.3% less time but sampled other tokens than without
 PDL (the same other tokens every time); with ours alone the tokens and logprobs were the same,
-and so was the time (4.77-4.82 against 4.79 ms a token). `bench/engine/explore_decode_gap.py
+and so was the time (4.77-4.82 against 4.79 ms a token). Replayed on the same state, the decode
+step with inductor's PDL gives the plain step's logits bit for bit, so the tokens part elsewhere
+(the prefill or the token step's sampling); generate gained 1% there (1.035 against 1.043 s). `bench/engine/explore_decode_gap.py
 --runs plain pdl pdl:inductor pdl:experts ...` compares them.
 """
 
