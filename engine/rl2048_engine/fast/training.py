@@ -73,10 +73,9 @@ def compile_layers(causal_lm: PreTrainedModel, enabled: bool = True) -> None:
     # hold once the benchmark's two models have run, past which the layers would run uncompiled.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     for layer in causal_lm.get_decoder().layers:
+        layer.__dict__.pop("forward", None)  # the class's forward again (compiled once at most)
         if enabled:
             layer.forward = torch.compile(layer.forward, dynamic=True)
-        else:
-            layer.__dict__.pop("forward", None)
 
 
 @dataclass
