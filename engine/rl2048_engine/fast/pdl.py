@@ -13,8 +13,8 @@ inductor's kernels the decode step took 2-4.3% less time but sampled other token
 PDL (the same other tokens every time); with ours alone the tokens and logprobs were the same,
 and so was the time (4.77-4.82 against 4.79 ms a token). Replayed on the same state, the decode
 step with inductor's PDL gives the plain step's logits bit for bit, so the tokens part elsewhere
-(the prefill or the token step's sampling); generate gained 1% there (1.035 against 1.043 s). `bench/engine/explore_decode_gap.py
---runs plain pdl pdl:inductor pdl:experts ...` compares them.
+(the prefill or the token step's sampling); generate gained 1% there (1.035 against 1.043 s).
+`bench/engine/explore_decode_gap.py --runs plain pdl pdl:inductor pdl:experts ...` compares them.
 """
 
 from __future__ import annotations
