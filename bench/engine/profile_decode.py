@@ -50,12 +50,29 @@ def kernels(fn: Callable[[], Any]) -> Kernels:
     return out
 
 
+def family(kernel: str) -> str:
+    """Who wrote a kernel: inductor (fused by torch.compile), ours (Triton, `fast/`), a GEMM
+    library's (cuBLAS, CUTLASS), or PyTorch's own (elementwise, reductions, copies)."""
+    if kernel.startswith("triton_"):
+        return "inductor"
+    if kernel.startswith("_"):
+        return "ours"
+    if any(word in kernel for word in ("nvjet", "gemm", "cutlass", "sm90_xmma", "cublas", "flash")):
+        return "gemm/attention libraries"
+    return "pytorch"
+
+
 def report(per_kernel: Kernels, per: int, unit: str) -> dict[str, Any]:
     total_us = sum(us for _, us in per_kernel.values())
     top = sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:30]
+    families: Kernels = defaultdict(lambda: [0, 0.0])
+    for name, (n, us) in per_kernel.items():
+        families[family(name)][0] += n
+        families[family(name)][1] += us
     return {
         f"gpu_us_per_{unit}": round(total_us / per, 1),
         f"kernels_per_{unit}": round(sum(n for n, _ in per_kernel.values()) / per, 1),
+        "families": {k: {"kernels": round(n / per, 1), "us": round(us / per, 1)} for k, (n, us) in families.items()},
         "top": [
             {"kernel": k, f"per_{unit}": round(n / per, 2), f"us_per_{unit}": round(us / per, 1), "share": round(us / total_us, 3)}
             for k, (n, us) in top
@@ -67,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
     parser.add_argument("--mxfp4", action="store_true", help="MXFP4-resident experts, as bench_step's MXFP4 mode")
+    parser.add_argument("--kl", action="store_true", help="the update with `compute_kl`, as the seed preset runs it")
     args = parser.parse_args()
     optim = OptimParams(lr=5e-5)
     if args.mxfp4:
@@ -92,6 +110,8 @@ def main() -> None:
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
     pairs = [(p, [(3 * i + j) % 1000 + 10 for j in range(NEW_TOKENS)]) for i, p in enumerate(prompts)]
     params = step_params(pairs, [[-1.0] * NEW_TOKENS for _ in pairs])
+    if args.kl:
+        params = params.model_copy(update={"loss": params.loss.model_copy(update={"compute_kl": True})})
     train = kernels(lambda: train_step_fused(trainer, params))
     print(json.dumps({
         "device": torch.cuda.get_device_name(),

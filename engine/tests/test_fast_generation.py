@@ -78,6 +78,28 @@ def test_greedy_completions_match_the_plain_generator(loaded: LoadedModel) -> No
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
 
 
+def test_each_distinct_prompt_is_prefilled_once(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = prompts([40, 25], seed=4)
+    rows = [a, b, a]  # the product asks for the same prompt in every group
+    generator = FastGenerator(loaded.causal_lm)
+    runner_forward, prefilled = generator.runner.forward, []
+
+    def forward(hidden: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        if hidden.shape[1] > 1:  # the prefill (decode steps take one token a row)
+            prefilled.append(hidden.shape[0])
+        return runner_forward(hidden, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(generator.runner, "forward", forward)
+    settings = SamplingSettings(temperature=0.0)
+    fast = generator.generate(rows, 2, 12, settings, [], torch.Generator())
+    plain = generate(loaded.model, rows, 2, 12, settings, [], torch.Generator(), loaded.device)
+    assert prefilled == [2]
+    assert [c.prompt_index for c in fast] == [0, 0, 1, 1, 2, 2]
+    assert [c.ids for c in fast] == [c.ids for c in plain]
+    for x, y in zip(fast, plain):
+        assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
+
+
 def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel) -> None:
     rows = prompts([30, 12], seed=3)
     generator = FastGenerator(loaded.causal_lm)

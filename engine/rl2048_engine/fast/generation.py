@@ -98,12 +98,17 @@ class FastGenerator:
     ) -> list[Completion]:
         runner, device = self.runner, self.runner.device
         runner.refresh()  # the weights may have changed since the last call
-        rows = [p for p in prompts for _ in range(n)]
+        # Each distinct prompt is prefilled once (GRPO samples n completions of a prompt, and the
+        # product asks for one prompt in every group); its cache rows and logits are then copied to
+        # every row that starts with it.
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        source = torch.tensor([distinct.index(tuple(p)) for p in prompts for _ in range(n)], device=device)
         pad_id = stop_token_ids[0] if stop_token_ids else 0
-        ids, mask = left_pad(rows, pad_id, device)
+        ids, distinct_mask = left_pad([list(p) for p in distinct], pad_id, device)
+        mask = distinct_mask.index_select(0, source)
         width = ids.shape[1]
         slots = round_up(width + max_new_tokens, SLOT_ROUNDING)
-        state = self._state(len(rows), slots, round_up(max(len(stop_token_ids), 1), STOP_SLOTS))
+        state = self._state(len(source), slots, round_up(max(len(stop_token_ids), 1), STOP_SLOTS))
         # The fused sampler on CUDA for plain temperature sampling: then a whole token step
         # (sample, record, decode) replays from one graph; else `sample_next` runs eagerly.
         fused = device.type == "cuda" and sampler.applies(settings)
@@ -115,19 +120,25 @@ class FastGenerator:
                 state.decode_graph = self._capture(state, lambda: self._step(state))
         self._start(state, mask, width, stop_token_ids, pad_id, settings, generator)
 
-        # Prefill: the whole prompt in one pass; logits for the last position only.
-        positions = (torch.arange(width, device=device).unsqueeze(0) - state.pad.unsqueeze(1)).clamp(min=0)
+        # Prefill: each distinct prompt in one pass, into the cache's first rows; logits for the
+        # last position only.
+        pad = (distinct_mask == 0).sum(-1)
+        positions = (torch.arange(width, device=device).unsqueeze(0) - pad.unsqueeze(1)).clamp(min=0)
         prompt_slots = torch.arange(width, device=device)
+        first_rows = KVCache([k[: len(distinct)] for k in state.cache.keys], [v[: len(distinct)] for v in state.cache.values])
         hidden = runner.forward(
             runner.embed(ids),
             state.cos[positions],
             state.sin[positions],
             prompt_slots,
-            runner.masks(prompt_slots, state.pad, slots),
-            state.cache,
+            runner.masks(prompt_slots, pad, slots),
+            first_rows,
             self.prefill_fns,
         )
-        state.logits.copy_(runner.logits(hidden))
+        state.logits.copy_(runner.logits(hidden).index_select(0, source))
+        if len(distinct) < len(source):
+            for cache in (*state.cache.keys, *state.cache.values):
+                cache[:, :, :width] = cache[:, :, :width].index_select(0, source)
 
         def sample_eagerly(state: _DecodeState) -> tuple[torch.Tensor, torch.Tensor]:
             return sample_next(state.logits, settings, generator)
