@@ -1,7 +1,7 @@
 """Issue 7: GPU memory of the seed step in MXFP4 mode, through the engine as the product runs it.
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
-        [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl] [--eager-layers]
+        [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl] [--eager-layers] [--whole-rows]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -19,7 +19,9 @@ waits on the device at each call, so that step's times are not the engine's. `--
 of `tune_kernels.py` runs (their JSON output) replace those launch settings first. `--pdl`: the
 decode step's kernels take programmatic dependent launch (`fast/pdl.py`). `--eager-layers`: the
 decoder layers run as transformers wrote them in training and scoring, where the engine compiles
-them on a GPU (`fast/training.py`, `compile_layers`).
+them on a GPU (`fast/training.py`, `compile_layers`). `--whole-rows`: the update and the logprobs
+pass run every row as prompt + completion, where the engine gives each distinct prompt one copy
+that its completions share (`logprobs.make_batch`, `share_prompts`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import torch  # noqa: E402
 from rl2048_engine import engine as engine_module
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels, pdl
+from rl2048_engine.fast import training as fast_training
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
@@ -93,7 +96,10 @@ def main() -> None:
     parser.add_argument("--tiles", type=Path, nargs="*", default=[], help="tune_kernels.py outputs whose picks to use")
     parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
     parser.add_argument("--eager-layers", action="store_true", help="decoder layers not compiled (fast/training.py)")
+    parser.add_argument("--whole-rows", action="store_true", help="no shared prompts in training and scoring")
     args = parser.parse_args()
+    if args.whole_rows:  # the fast step's batches, one whole row a completion
+        fast_training.shares_prompts = lambda loaded: False
     if args.eager_layers:  # the engine's compile_layers, off
         engine_module.compile_layers = lambda causal_lm: None
     pdl.ENABLED = args.pdl
@@ -163,6 +169,7 @@ def main() -> None:
                 "alloc_conf": alloc_conf(),
                 "pdl": args.pdl,
                 "compiled_layers": not args.eager_layers,
+                "shared_prompts": not args.whole_rows,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]

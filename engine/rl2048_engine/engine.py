@@ -108,7 +108,9 @@ class Engine:
                 # Folding LoRA into the attention weights costs their size again (1.2 GiB for
                 # gpt-oss-20b): not in MXFP4 mode, whose point is to fit in 16 GB.
                 self.fast_generator = FastGenerator(loaded.causal_lm, fold_lora=p.experts != "mxfp4")
-                use_fast_attention(loaded.causal_lm)  # logprobs and training: fused attention with sinks
+                for model in (loaded.causal_lm, loaded.reference):  # logprobs and training: fused attention with sinks
+                    if model is not None:
+                        use_fast_attention(model)
                 use_fast_lora(loaded.model)  # and LoRA in bf16, one autograd function a projection
                 if p.experts != "mxfp4":  # MXFP4-resident experts run our experts' forward already
                     use_fast_experts(loaded.causal_lm)

@@ -13,6 +13,7 @@ without stopping for the GPU to catch up (boolean indexing would wait for a coun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,38 +25,85 @@ CHUNK_TOKENS = 1024
 
 
 @dataclass
+class SharedPrompts:
+    """How a batch made with `share_prompts` lies: each distinct prompt once, then every
+    completion (`make_batch`)."""
+
+    prompt_lengths: torch.Tensor  # [G] each distinct prompt's length
+    completion_lengths: torch.Tensor  # [B]
+    group: torch.Tensor  # [B] the distinct prompt each row continues
+
+
+@dataclass
 class Batch:
-    """A right-padded batch of prompt + completion rows."""
+    """Prompt + completion rows for one forward: right-padded rows `[B, L]`, or, with
+    `shared`, one row of every distinct prompt and then every completion `[1, T]`."""
 
     input_ids: torch.Tensor  # [B, L]
-    attention_mask: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L] 1 on real tokens
+    positions: torch.Tensor  # [B, L] each token's position in its sequence
     targets: torch.Tensor  # [B, C] completion ids, 0 past a row's end
-    source: torch.Tensor  # [B, C] index in the row of the position predicting each target
+    source: torch.Tensor  # [B, C] index in the flattened [B * L] tokens of the one predicting each target
     completion_mask: torch.Tensor  # [B, C] 1.0 on real completion tokens
     valid: torch.Tensor  # [N] flat indices into [B * C] of the real completion tokens, row-major
     # (of every completion position in a batch made with `pad_to` > 1)
+    shared: SharedPrompts | None = None
+
+    def tensors(self) -> list[torch.Tensor]:
+        out = [self.input_ids, self.attention_mask, self.positions, self.targets, self.source, self.completion_mask, self.valid]
+        return out + ([] if self.shared is None else [self.shared.prompt_lengths, self.shared.completion_lengths, self.shared.group])
 
 
-def make_batch(pairs: list[tuple[list[int], list[int]]], device: torch.device, pad_to: int = 1) -> Batch:
+def make_batch(
+    pairs: list[tuple[list[int], list[int]]], device: torch.device, pad_to: int = 1, share_prompts: bool = False
+) -> Batch:
     """With `pad_to` > 1 the shapes repeat from batch to batch (for CUDA graphs): the width and
     the completion length are rounded up to multiples of it, and `valid` holds every completion
-    position, padding included (the completion mask keeps the padding out of any loss)."""
-    width = round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
+    position, padding included (the completion mask keeps the padding out of any loss).
+
+    With `share_prompts`, rows that start with the same prompt share one copy of it: the batch is
+    one sequence of every distinct prompt (each padded to the longest), then every completion
+    (each padded to the longest), and only attention that knows this layout
+    (`fast.attention.sdpa_with_sinks` with `fast.attention.attention_masks`) can run it. GRPO's
+    completions come `num_generations` to a prompt, so the decoder sees far fewer tokens."""
     longest = round_up(max(len(c) for _, c in pairs), pad_to)
-    ids = torch.zeros((len(pairs), width), dtype=torch.long)
-    mask = torch.zeros((len(pairs), width), dtype=torch.long)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
     source = torch.zeros((len(pairs), longest), dtype=torch.long)
     cmask = torch.zeros((len(pairs), longest), dtype=torch.float32)
-    for i, (prompt, completion) in enumerate(pairs):
-        row = prompt + completion
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+    for i, (_, completion) in enumerate(pairs):
         targets[i, : len(completion)] = torch.tensor(completion)
-        source[i, : len(completion)] = torch.arange(len(prompt) - 1, len(row) - 1)
         cmask[i, : len(completion)] = 1.0
     valid = torch.arange(cmask.numel()) if pad_to > 1 else cmask.flatten().nonzero().squeeze(1)
-    return Batch(*(t.to(device) for t in (ids, mask, targets, source, cmask, valid)))
+    shared = None
+    if share_prompts:
+        prompts = list(dict.fromkeys(tuple(p) for p, _ in pairs))
+        group = [prompts.index(tuple(p)) for p, _ in pairs]
+        width = round_up(max(len(p) for p in prompts), pad_to)
+        rows = [list(p) for p in prompts] + [c for _, c in pairs]
+        sizes = [width] * len(prompts) + [longest] * len(pairs)
+        ids = torch.tensor([t for row, size in zip(rows, sizes) for t in row + [0] * (size - len(row))]).unsqueeze(0)
+        mask = torch.tensor([m for row, size in zip(rows, sizes) for m in [1] * len(row) + [0] * (size - len(row))]).unsqueeze(0)
+        prompt_lengths = torch.tensor([len(p) for p in prompts])
+        completion_positions = prompt_lengths[group].view(-1, 1) + torch.arange(longest)  # [B, C]
+        positions = torch.cat([torch.arange(width).repeat(len(prompts)), completion_positions.flatten()])
+        for i, (prompt, completion) in enumerate(pairs):  # the prompt's last token, then the completion's
+            start = len(prompts) * width + i * longest  # the completion's first token
+            predictors = [group[i] * width + len(prompt) - 1, *range(start, start + len(completion) - 1)]
+            source[i, : len(completion)] = torch.tensor(predictors[: len(completion)])
+        lengths = (prompt_lengths, cmask.sum(1).long(), torch.tensor(group))
+        shared = SharedPrompts(*(t.to(device) for t in lengths))
+    else:
+        width = round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
+        ids = torch.zeros((len(pairs), width), dtype=torch.long)
+        mask = torch.zeros((len(pairs), width), dtype=torch.long)
+        for i, (prompt, completion) in enumerate(pairs):
+            row = prompt + completion
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+            source[i, : len(completion)] = i * width + torch.arange(len(prompt) - 1, len(row) - 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    tensors = (ids, mask, positions.view_as(ids), targets, source, cmask, valid)
+    return Batch(*(t.to(device) for t in tensors), shared=shared)
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -69,7 +117,7 @@ def token_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     chunk_tokens: int = CHUNK_TOKENS,
-    attention_masks: dict[str, torch.Tensor] | None = None,
+    attention_masks: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprobs `[B, C]` of the batch's completion tokens (and entropies `[B, C]` if asked).
 
@@ -77,15 +125,15 @@ def token_logprobs(
     `batch.valid` get 0. `attention_masks` (per layer type, as the decoder takes them) replace
     the ones transformers would build from `batch.attention_mask`.
     """
-    positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    if batch.shared is not None and attention_masks is None:
+        raise ValueError("a batch with shared prompts needs the attention masks made for it")
     hidden = causal_lm.get_decoder()(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask if attention_masks is None else attention_masks,
-        position_ids=positions,
+        position_ids=batch.positions,
         use_cache=False,
     ).last_hidden_state
-    picked = hidden.gather(1, batch.source.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # [B, C, H]
-    flat_hidden = picked.flatten(0, 1).index_select(0, batch.valid)
+    flat_hidden = hidden.flatten(0, 1).index_select(0, batch.source.flatten().index_select(0, batch.valid))
     flat_targets = batch.targets.flatten().index_select(0, batch.valid)
     head = causal_lm.get_output_embeddings()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from peft import PeftModel
@@ -50,7 +50,7 @@ def reference_logprobs(
     batch: Batch,
     temperature: float,
     chunk_tokens: int = CHUNK_TOKENS,
-    attention_masks: dict[str, torch.Tensor] | None = None,
+    attention_masks: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """Logprobs under the reference: the base model (adapters off) or the frozen initial copy
     (`token_logprobs` says what the other arguments do)."""

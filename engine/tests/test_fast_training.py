@@ -19,12 +19,13 @@ from rl2048_engine.training import train_step
 
 def items(seed: int) -> list[dict]:
     rng = random.Random(seed)
+    prompts = [[rng.randrange(2000) for _ in range(rng.randrange(4, 9))] for _ in range(3)]
     out = []
-    for i in range(5):  # 5 items in 3 micro-batches: uneven parts, uneven lengths
+    for i in range(5):  # 5 items in 3 micro-batches: uneven parts, uneven lengths, 2 to a prompt
         completion = [rng.randrange(2000) for _ in range(rng.randrange(3, 12))]
         out.append(
             {
-                "prompt": [rng.randrange(2000) for _ in range(rng.randrange(4, 9))],
+                "prompt": prompts[i // 2],
                 "completion": completion,
                 "advantage": rng.uniform(-1.5, 1.5),
                 "old_logprobs": [rng.uniform(-9.0, -7.0) for _ in completion] if i % 2 else None,
@@ -34,10 +35,12 @@ def items(seed: int) -> list[dict]:
     return out
 
 
-def run(folder: Path, step: object, params: TrainStepParams) -> tuple[dict, dict[str, torch.Tensor]]:
+def run(folder: Path, step: object, params: TrainStepParams, fast: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
+    """`step` on a freshly loaded tiny model; `fast` loads it as the engine's fast mode does (the
+    fused step then shares each prompt among its completions)."""
     engine = Engine()
     engine.load(
-        engine.handlers["load"][0](model=str(folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA)
+        engine.handlers["load"][0](model=str(folder), dtype="float32", device="cpu", seed=3, lora=ATTENTION_LORA, fast=fast)
     )
     trainer = engine.require()
     with torch.no_grad():  # nonzero LoRA B, so the reference differs from the policy
@@ -49,8 +52,10 @@ def run(folder: Path, step: object, params: TrainStepParams) -> tuple[dict, dict
     return metrics, weights
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
-def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str) -> None:
+@pytest.mark.parametrize(
+    ("loss_type", "fast"), [("grpo", False), ("bnpo", False), ("dr_grpo", False), ("dapo", False), ("bnpo", True), ("dapo", True)]
+)
+def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str, fast: bool) -> None:
     params = TrainStepParams.model_validate(
         {
             "items": items(seed=len(loss_type)),
@@ -65,8 +70,8 @@ def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str) ->
             "gradient_accumulation_steps": 3,
         }
     )
-    plain, plain_weights = run(tiny_folder, train_step, params)
-    fused, fused_weights = run(tiny_folder, train_step_fused, params)
+    plain, plain_weights = run(tiny_folder, train_step, params, fast)
+    fused, fused_weights = run(tiny_folder, train_step_fused, params, fast)
     assert plain["grad_norm"] > 0 and plain["kl"] > 0
     for key in ("loss", "kl", "entropy", "grad_norm", "learning_rate", "step"):
         assert fused[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-7), key
@@ -484,17 +489,47 @@ def test_attention_masks_and_a_padded_batch_give_the_same_logprobs(tiny_folder: 
     causal_lm = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu")).causal_lm
     pairs = [(list(range(10, 110)), list(range(200, 260))), ([7] * 30, [9] * 21)]
     batch = make_batch(pairs, torch.device("cpu"))
-    assert attention_masks(causal_lm, batch.attention_mask) is None  # transformers' eager attention: its own masks
+    assert attention_masks(causal_lm, batch) is None  # transformers' eager attention: its own masks
+    with pytest.raises(ValueError, match="shared prompts"):
+        attention_masks(causal_lm, make_batch(pairs, torch.device("cpu"), share_prompts=True))
     use_fast_attention(causal_lm)
     padded = make_batch(pairs, torch.device("cpu"), pad_to=16)
     assert padded.input_ids.shape == (2, 160) and padded.targets.shape == (2, 64) and padded.valid.numel() == 128
     with torch.no_grad():
         want, _ = token_logprobs(causal_lm, batch)
-        ours, _ = token_logprobs(causal_lm, batch, attention_masks=attention_masks(causal_lm, batch.attention_mask))
-        padded_lp, _ = token_logprobs(causal_lm, padded, attention_masks=attention_masks(causal_lm, padded.attention_mask))
+        ours, _ = token_logprobs(causal_lm, batch, attention_masks=attention_masks(causal_lm, batch))
+        padded_lp, _ = token_logprobs(causal_lm, padded, attention_masks=attention_masks(causal_lm, padded))
     assert torch.allclose(ours, want, atol=1e-5)
     real = padded.completion_mask.bool()
     assert torch.allclose(padded_lp[real], want[batch.completion_mask.bool()], atol=1e-5)
+
+
+@pytest.mark.parametrize("pad_to", [1, 16])
+def test_rows_that_share_a_prompt_give_the_logprobs_of_whole_rows(tiny_folder: Path, pad_to: int) -> None:
+    # Two prompts of three and two completions, in mixed order; prompt + completion runs past the
+    # 128-token sliding window, so the window cuts into the prompt for the later completion tokens.
+    from rl2048_engine.fast.attention import attention_masks, use_fast_attention
+    from rl2048_engine.loading import load_model
+    from rl2048_engine.logprobs import make_batch, token_logprobs
+    from rl2048_engine.params import LoadParams
+
+    causal_lm = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu")).causal_lm
+    use_fast_attention(causal_lm)
+    rng = random.Random(1)
+    a, b = [rng.randrange(2000) for _ in range(100)], [rng.randrange(2000) for _ in range(37)]
+    pairs = [(p, [rng.randrange(2000) for _ in range(n)]) for p, n in [(a, 60), (b, 5), (a, 1), (b, 90), (a, 33)]]
+    shared = make_batch(pairs, torch.device("cpu"), pad_to, share_prompts=True)
+    assert shared.input_ids.shape[0] == 1 and shared.shared is not None
+    assert shared.shared.group.tolist() == [0, 1, 0, 1, 0]
+    assert shared.input_ids.numel() == {1: 2 * 100 + 5 * 90, 16: 2 * 112 + 5 * 96}[pad_to]  # against 5 x 190 or 5 x 192
+    whole = make_batch(pairs, torch.device("cpu"))
+    with torch.no_grad():
+        want, _ = token_logprobs(causal_lm, whole, attention_masks=attention_masks(causal_lm, whole))
+        got, _ = token_logprobs(causal_lm, shared, attention_masks=attention_masks(causal_lm, shared))
+    for row, (_, completion) in enumerate(pairs):
+        assert torch.allclose(got[row, : len(completion)], want[row, : len(completion)], atol=1e-5), row
+    with pytest.raises(ValueError, match="attention masks"):
+        token_logprobs(causal_lm, shared)
 
 
 def test_a_failed_capture_turns_the_graphs_off_and_the_steps_run_as_they_are(

@@ -53,7 +53,7 @@ from ..training import (
     micro_batches,
     reference_logprobs,
 )
-from .attention import attention_masks
+from .attention import Masks, attention_masks, mask_tensors, shares_prompts
 from .graphs import CudaGraphs
 
 HEAD_CHUNK_TOKENS = 256
@@ -83,15 +83,13 @@ class UpdateInputs:
     """What the forward, the loss and the backward read, all on the device (a graph's inputs)."""
 
     batch: Batch
-    attention_masks: dict[str, torch.Tensor] | None
+    attention_masks: Masks
     mask: torch.Tensor  # [B, C] the completion tokens that count (truncated ones may not)
     old: OldLogprobs | None
     advantages: torch.Tensor  # [B]
 
     def tensors(self) -> list[torch.Tensor]:
-        b = self.batch
-        out = [b.input_ids, b.attention_mask, b.targets, b.source, b.completion_mask, b.valid, self.mask, self.advantages]
-        return out + list((self.attention_masks or {}).values()) + list(self.old or ())
+        return [*self.batch.tensors(), *mask_tensors(self.attention_masks), self.mask, self.advantages, *(self.old or ())]
 
 
 def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: CudaGraphs | None = None) -> dict[str, object]:
@@ -104,11 +102,11 @@ def train_step_fused(trainer: Trainer, params: TrainStepParams, graphs: CudaGrap
     loaded.model.train()
     try:
         pad_to = GRAPH_PADDING if graphs is not None else 1
-        batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device, pad_to)
+        batch = make_batch([(it.prompt, it.completion) for it in items], loaded.device, pad_to, shares_prompts(loaded))
         keep = [0.0 if cfg.mask_truncated_completions and it.truncated else 1.0 for it in items]
         inputs = UpdateInputs(
             batch=batch,
-            attention_masks=attention_masks(loaded.causal_lm, batch.attention_mask),
+            attention_masks=attention_masks(loaded.causal_lm, batch),
             mask=batch.completion_mask * torch.tensor(keep, device=loaded.device).unsqueeze(1),
             old=given_old_logprobs(items, batch.targets.shape[1], loaded.device),
             advantages=torch.tensor([it.advantage for it in items], device=loaded.device),
@@ -187,11 +185,10 @@ class ScoringInputs:
     """What the logprobs pass reads, on the device (a graph's inputs)."""
 
     batch: Batch
-    attention_masks: dict[str, torch.Tensor] | None
+    attention_masks: Masks
 
     def tensors(self) -> list[torch.Tensor]:
-        b = self.batch
-        return [b.input_ids, b.attention_mask, b.source, b.targets, b.valid, *(self.attention_masks or {}).values()]
+        return [*self.batch.tensors(), *mask_tensors(self.attention_masks)]
 
 
 @torch.no_grad()
@@ -201,8 +198,8 @@ def completion_logprobs(
     """The completions' logprobs `[B, C]` under the policy (and the reference with `reference`);
     with `graphs`, replayed from a CUDA graph per batch shape (columns past a completion's end
     hold padding: cut each row to its length)."""
-    batch = make_batch(pairs, loaded.device, GRAPH_PADDING if graphs is not None else 1)
-    inputs = ScoringInputs(batch, attention_masks(loaded.causal_lm, batch.attention_mask))
+    batch = make_batch(pairs, loaded.device, GRAPH_PADDING if graphs is not None else 1, shares_prompts(loaded))
+    inputs = ScoringInputs(batch, attention_masks(loaded.causal_lm, batch))
 
     def score(inputs: ScoringInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
         policy, _ = token_logprobs(loaded.causal_lm, inputs.batch, temperature, attention_masks=inputs.attention_masks)
