@@ -148,19 +148,18 @@ def attention_masks(causal_lm: PreTrainedModel, batch: Batch) -> Masks:
     width = (batch.input_ids.shape[1] - rows * longest) // groups
     prompt_positions = torch.arange(width, device=batch.input_ids.device)
     completion_positions = batch.positions[0, groups * width :].view(rows, longest)
-    prompt_lengths = shared.prompt_lengths[shared.group].view(-1, 1)
+    prompt_real = prompt_positions < shared.prompt_lengths.view(-1, 1)  # [G, P]
     # A completion's keys: its prompt's, then its own.
     key_positions = torch.cat([prompt_positions.expand(rows, -1), completion_positions], dim=1)  # [B, P + C]
-    key_real = torch.cat([prompt_positions < prompt_lengths, completion_positions - prompt_lengths < shared.completion_lengths.view(-1, 1)], dim=1)
-    prompt_real = prompt_positions < shared.prompt_lengths.view(-1, 1)  # [G, P]
-    return {
-        kind: PromptMasks(
-            prompts=(_allowed(prompt_positions[:, None], prompt_positions[None, :], window) & prompt_real[:, None, :]).unsqueeze(1),
-            completions=(_allowed(completion_positions[:, :, None], key_positions[:, None, :], window) & key_real[:, None, :]).unsqueeze(1),
-            group=shared.group,
-        )
-        for kind, window in windows.items()
-    }
+    own_real = torch.arange(longest, device=batch.input_ids.device) < shared.completion_lengths.view(-1, 1)
+    key_real = torch.cat([prompt_real.index_select(0, shared.group), own_real], dim=1)
+
+    def masks(window: int | None) -> PromptMasks:
+        prompts = _allowed(prompt_positions[:, None], prompt_positions[None, :], window) & prompt_real[:, None, :]
+        completions = _allowed(completion_positions[:, :, None], key_positions[:, None, :], window) & key_real[:, None, :]
+        return PromptMasks(prompts.unsqueeze(1), completions.unsqueeze(1), shared.group)
+
+    return {kind: masks(window) for kind, window in windows.items()}
 
 
 def mask_tensors(masks: Masks) -> list[torch.Tensor]:
