@@ -10,6 +10,10 @@ Memory grows with the batch: this is for batches that fit (the seed's 8 x 350 to
 The reference forward (adapters off) runs only when the loss needs it (`beta != 0`) or the
 caller asks for `kl` (`loss.compute_kl`), as in TRL.
 
+GRPO samples several completions of each prompt: with the fused attention (`fast.attention`) the
+batch holds each distinct prompt once and its completions attend to that copy
+(`make_batch(share_prompts=True)`), so the decoder runs fewer tokens for the same loss.
+
 Nothing between the first kernel of the forward and the end of the backward waits on the device
 (what the host knows, it copies before the forward; the metrics are read after the backward), so
 the host queues the backward while the GPU is still in the forward.
