@@ -11,10 +11,11 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   loss from the full `[B, L, 201k]` logits, forward + backward once per micro-batch;
 - ours: `fast.generation.FastGenerator` (static cache, the layer functions compiled by
   torch.compile and the decode step captured in a CUDA graph, the Triton routed-expert kernel in
-  decode, grouped GEMMs in prefill, LoRA folded into one q/k/v GEMM),
-  `fast.training.completion_logprobs` (LM head at completion positions only, chunked) and
-  `fast.training.train_step_fused` (one forward and backward for the whole batch, no reference
-  forward at beta 0), each timed as it runs, then replayed from a CUDA graph as the engine runs
+  decode, grouped GEMMs in prefill, each distinct prompt prefilled once, LoRA folded into one
+  q/k/v GEMM), `fast.training.completion_logprobs` (LM head at completion positions only,
+  chunked) and `fast.training.train_step_fused` (one forward and backward for the whole batch,
+  no reference forward at beta 0), both with each prompt once for its two completions
+  (`make_batch`, `share_prompts`), each timed as it runs, then replayed from a CUDA graph as the engine runs
   them on a GPU (and the update once more with `compute_kl`, as the seed preset runs it), all with our
   experts forward, fused attention with sinks and bf16 LoRA projections (`use_fast_experts`,
   `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
