@@ -1,13 +1,15 @@
 """Where the GPU time goes, by kernel: one decode step of the fast generator, and one GRPO update.
 
-    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--mxfp4]
+    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--mxfp4] [--kl]
 
 Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded, compiled layer
-functions, our experts forward; with --mxfp4 as its MXFP4 mode). Decode: generates 8 x 24 tokens without the CUDA graph under torch.profiler and takes
-away a 1-token call (the prefill). Train: one `train_step_fused` on 8 completions of 200 tokens
-(the seed's update). Prints one JSON object: for each, the kernels' GPU time, the number of
-kernels, and the top kernels by time, each with its count and its share. (Without the graph each
-kernel's GPU time is the same; what the graph removes is the host's launch time.)
+functions, our experts forward; with --mxfp4 as its MXFP4 mode). Decode: generates 8 x 24 tokens
+without the CUDA graph under torch.profiler and takes away a 1-token call (the prefill). Train:
+one `train_step_fused` on 4 prompts x 2 completions of 200 tokens (the seed's update; with
+`--kl`, `compute_kl` on, as the seed preset runs it). Prints one JSON object: for each, the
+kernels' GPU time and number, summed by who wrote them (`family`), and the top kernels by time,
+each with its count and its share. (Without the graph each kernel's GPU time is the same; what
+the graph removes is the host's launch time.)
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def main() -> None:
 
     optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
-    pairs = [(p, [(3 * i + j) % 1000 + 10 for j in range(NEW_TOKENS)]) for i, p in enumerate(prompts)]
+    # The seed's batch: 4 prompts x 2 completions (the update holds each prompt once).
+    pairs = [(prompts[i // 2], [(3 * i + j) % 1000 + 10 for j in range(NEW_TOKENS)]) for i in range(ROWS)]
     params = step_params(pairs, [[-1.0] * NEW_TOKENS for _ in pairs])
     if args.kl:
         params = params.model_copy(update={"loss": params.loss.model_copy(update={"compute_kl": True})})
