@@ -37,7 +37,8 @@ allocator held (`reserved_gib`: cached blocks and CUDA graphs' pools too).
 
 Checks printed with the timings: our sampling logprobs against the plain full-logits logprobs
 of the same completions, and the gradient norm of our update against the plain update from
-the same weights, and against ours with PEFT's float32 LoRA in place of `use_fast_lora`. The
+the same weights, and against ours with PEFT's float32 LoRA in place of `use_fast_lora`, and
+ours (logprobs and gradient norm) against ours with every row whole (`set_shared_prompts`). The
 floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
 Writes bench_step.json into --out (default: $OUT when set, else the current folder).
 """
@@ -66,7 +67,8 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from transformers import AutoConfig
 
 from rl2048_engine.fast import moe_kernels
-from rl2048_engine.fast.attention import use_fast_attention
+from rl2048_engine.fast import training as fast_training
+from rl2048_engine.fast.attention import shares_prompts, use_fast_attention
 from rl2048_engine.fast.lora import use_fast_lora
 from rl2048_engine.fast.forward import GptOssRunner, KVCache, kernels_enabled, set_kernels, use_fast_experts
 from rl2048_engine.fast.generation import FastGenerator
@@ -96,6 +98,12 @@ def set_row_tiles(on: bool) -> None:
     one expert's rows (as before 2026-12-07)."""
     for key in (("mx", "many"), ("mx_t", "many")):
         moe_kernels.TILES[key] = {**moe_kernels.TILES[key], "ROW_TILES": int(on)}
+
+
+def set_shared_prompts(on: bool) -> None:
+    """Our update and logprobs pass hold each distinct prompt once (the engine's way), or every
+    row whole, prompt + completion (as before the sixth session of 2026-12-07)."""
+    fast_training.shares_prompts = shares_prompts if on else lambda loaded: False
 
 
 def alloc_conf() -> str:
@@ -574,6 +582,14 @@ def main() -> None:
     restart()
     peft_norm = train_step_fused(trainer, train_params)["grad_norm"]
     checks["grad_norm_fast_lora_vs_peft_rel_diff"] = abs(metrics["grad_norm"] - peft_norm) / peft_norm
+    use_fast_lora(loaded.model)  # and with every row whole: what sharing the prompts changes alone
+    set_shared_prompts(False)
+    restart()
+    whole_lp = completion_logprobs(loaded, ours_pairs, 1.0, False, None)[0][:, : ours_lp.shape[1]]
+    whole_norm = train_step_fused(trainer, train_params)["grad_norm"]
+    set_shared_prompts(True)
+    checks["grad_norm_shared_vs_whole_rows_rel_diff"] = abs(metrics["grad_norm"] - whole_norm) / whole_norm
+    checks["logprobs_shared_vs_whole_rows_max_abs"] = float((ours_lp - whole_lp).abs().max())
 
     fl = floor(loaded, ceilings)
     fl_mx = floor(loaded, ceilings, expert_bytes_per_param=17 / 32)  # 16 bytes + 1 scale per 32

@@ -41,11 +41,10 @@ import torch  # noqa: E402
 from rl2048_engine import engine as engine_module
 from rl2048_engine.engine import Engine
 from rl2048_engine.fast import moe_kernels, pdl
-from rl2048_engine.fast import training as fast_training
 from rl2048_engine.fast.mxfp4_experts import MxExperts
 from rl2048_engine.init_model import init_model
 from rl2048_engine.params import GenerateParams, LoadParams, TrainStepParams
-from bench_step import GIB, GPU, alloc_conf, reserved, set_row_tiles, tiles, timed  # bench/engine/bench_step.py
+from bench_step import GIB, GPU, alloc_conf, reserved, set_row_tiles, set_shared_prompts, tiles, timed  # bench/engine/bench_step.py
 
 PROMPTS, N, PROMPT_LEN, NEW_TOKENS = 4, 2, 150, 200
 
@@ -98,8 +97,7 @@ def main() -> None:
     parser.add_argument("--eager-layers", action="store_true", help="decoder layers not compiled (fast/training.py)")
     parser.add_argument("--whole-rows", action="store_true", help="no shared prompts in training and scoring")
     args = parser.parse_args()
-    if args.whole_rows:  # the fast step's batches, one whole row a completion
-        fast_training.shares_prompts = lambda loaded: False
+    set_shared_prompts(not args.whole_rows)
     if args.eager_layers:  # the engine's compile_layers, off
         engine_module.compile_layers = lambda causal_lm: None
     pdl.ENABLED = args.pdl
