@@ -80,6 +80,30 @@ def test_fused_step_matches_the_plain_step(tiny_folder: Path, loss_type: str, fa
         assert torch.allclose(fused_weights[name], value, rtol=1e-4, atol=1e-6), name
 
 
+def test_a_full_fine_tune_in_fast_mode_trains_every_weight_as_the_plain_step(tiny_folder: Path) -> None:
+    # No LoRA: every weight trains, the experts' biases too (the fast experts' backward gives them
+    # their gradient), and the reference is a frozen copy that runs the fast attention as well.
+    params = TrainStepParams.model_validate({"items": items(seed=2), "loss": {"beta": 0.04}, "gradient_accumulation_steps": 2})
+
+    def one_step(fast: bool) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        engine = Engine()
+        load = dict(model=str(tiny_folder), dtype="float32", device="cpu", seed=3, full_finetune=True, fast=fast)
+        engine.load(engine.handlers["load"][0](**load))
+        trainer = engine.require()
+        before = {n: p.detach().clone() for n, p in trainer.loaded.model.named_parameters()}
+        metrics = (train_step_fused if fast else train_step)(trainer, params)
+        return metrics, before, {n: p.detach().clone() for n, p in trainer.loaded.model.named_parameters()}
+
+    plain, start, plain_weights = one_step(False)
+    fast, _, fast_weights = one_step(True)
+    for key in ("loss", "grad_norm"):
+        assert fast[key] == pytest.approx(plain[key], rel=1e-5), key
+    assert any("experts" in name and name.endswith("_bias") for name in plain_weights)
+    for name, value in plain_weights.items():
+        assert not torch.equal(value, start[name]), name
+        assert torch.allclose(fast_weights[name], value, rtol=1e-5, atol=1e-7), name
+
+
 def test_kl_needs_beta_or_compute_kl_and_never_changes_the_update(tiny_folder: Path) -> None:
     def params(**loss: object) -> TrainStepParams:
         return TrainStepParams.model_validate({"items": items(seed=9), "loss": loss, "gradient_accumulation_steps": 2})

@@ -282,7 +282,7 @@ def experts_sum(out: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torc
 def activate_backward(
     grad: torch.Tensor, h: torch.Tensor, bias: torch.Tensor, expert: torch.Tensor, alpha: float, limit: float
 ) -> torch.Tensor:
-    """The gradient of `activate` with respect to `h` (the bias is frozen), in float32 inside."""
+    """The gradient of `activate` with respect to `h` (and so to the bias it adds), in float32 inside."""
     h = (h + bias[expert]).float()
     gate, up = h[..., ::2], h[..., 1::2]
     gate_c, up_c = gate.clamp(max=limit), up.clamp(min=-limit, max=limit)
@@ -325,7 +325,9 @@ class Activate(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         h, bias, expert = ctx.saved_tensors
         alpha, limit, fns = ctx.constants
-        return fns.activate_backward(grad, h, bias, expert, alpha, limit), None, None, None, None, None
+        d_h = fns.activate_backward(grad, h, bias, expert, alpha, limit)
+        d_bias = _bias_grad(bias, expert, d_h) if ctx.needs_input_grad[1] else None
+        return d_h, d_bias, None, None, None, None
 
 
 class ExpertsSum(torch.autograd.Function):
@@ -344,8 +346,16 @@ class ExpertsSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         out, bias, *routing = ctx.saved_tensors
-        d_out, d_weight = ctx.fns.experts_sum_backward(grad, out, bias, Routing(*routing))
-        return d_out, d_weight, None, None, None
+        routing = Routing(*routing)
+        d_out, d_weight = ctx.fns.experts_sum_backward(grad, out, bias, routing)
+        d_bias = _bias_grad(bias, routing.expert, d_out) if ctx.needs_input_grad[2] else None
+        return d_out, d_weight, d_bias, None, None
+
+
+def _bias_grad(bias: torch.Tensor, expert: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """The gradient of the experts' `bias [E, N]` that each row adds (`bias[expert]`), given the
+    rows' gradient `grad [P, N]`: a full fine-tune trains it (LoRA leaves it frozen)."""
+    return torch.zeros(bias.shape, dtype=torch.float32, device=bias.device).index_add_(0, expert, grad.float()).to(bias.dtype)
 
 
 def add_experts(hidden: torch.Tensor, out: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torch.Tensor:
