@@ -13,10 +13,12 @@ from rl2048_engine.engine import Engine
 from rl2048_engine.sampling import SamplingSettings, _filter, sample_next
 
 
-@pytest.fixture(scope="module")
-def call(tiny_folder: Path) -> Call:
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "fast"])
+def call(tiny_folder: Path, request: pytest.FixtureRequest) -> Call:
+    """The engine as the plain path runs it, and in fast mode (the fast generator; the logprobs
+    pass with each prompt once for its completions)."""
     call = make_call(Engine())
-    call("load", model=str(tiny_folder), dtype="float32", device="cpu", seed=1, lora=ATTENTION_LORA)
+    call("load", model=str(tiny_folder), dtype="float32", device="cpu", seed=1, lora=ATTENTION_LORA, fast=request.param)
     return call
 
 
