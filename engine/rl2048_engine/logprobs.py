@@ -65,7 +65,7 @@ def make_batch(
     one sequence of every distinct prompt (each padded to the longest), then every completion
     (each padded to the longest), and only attention that knows this layout
     (`fast.attention.sdpa_with_sinks` with `fast.attention.attention_masks`) can run it. GRPO's
-    completions come `num_generations` to a prompt, so the decoder sees far fewer tokens."""
+    completions come `num_generations` to a prompt, so the decoder sees fewer tokens."""
     longest = round_up(max(len(c) for _, c in pairs), pad_to)
     targets = torch.zeros((len(pairs), longest), dtype=torch.long)
     source = torch.zeros((len(pairs), longest), dtype=torch.long)
