@@ -2,6 +2,7 @@
 
     PYTHONPATH=engine python3 bench/engine/explore_memory.py [--work /tmp/bench7] [--steps 3] [--preset 20b|tiny]
         [--no-row-tiles] [--routing] [--tiles TUNED.json ...] [--pdl] [--eager-layers] [--whole-rows]
+        [--one-prompt]
 
 Loads the `20b` MXFP4 random-weight folder (made by `init_model` when missing) with the seed
 preset's load settings (experts packed, fast, embeddings offloaded, checkpointing, LoRA r4 on
@@ -21,7 +22,9 @@ decode step's kernels take programmatic dependent launch (`fast/pdl.py`). `--eag
 decoder layers run as transformers wrote them in training and scoring, where the engine compiles
 them on a GPU (`fast/training.py`, `compile_layers`). `--whole-rows`: the update and the logprobs
 pass run every row as prompt + completion, where the engine gives each distinct prompt one copy
-that its completions share (`logprobs.make_batch`, `share_prompts`).
+that its completions share (`logprobs.make_batch`, `share_prompts`). `--one-prompt`: the 4 groups
+get the same prompt, as the product's step does (`rl2048 train` asks for one prompt in every
+group), where by default each group has its own, as `bench_step.py`'s.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def main() -> None:
     parser.add_argument("--pdl", action="store_true", help="programmatic dependent launch in decode (fast/pdl.py)")
     parser.add_argument("--eager-layers", action="store_true", help="decoder layers not compiled (fast/training.py)")
     parser.add_argument("--whole-rows", action="store_true", help="no shared prompts in training and scoring")
+    parser.add_argument("--one-prompt", action="store_true", help="the same prompt in every group, as the product")
     args = parser.parse_args()
     set_shared_prompts(not args.whole_rows)
     if args.eager_layers:  # the engine's compile_layers, off
@@ -144,6 +148,8 @@ def main() -> None:
     rng = random.Random(0)
     vocab = 1000 if args.preset == "tiny" else 199_998
     prompts = [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    if args.one_prompt:  # as the product asks: the same prompt in every group
+        prompts = [prompts[0]] * PROMPTS
     loss = {"type": "bnpo", "epsilon": 0.2, "epsilon_high": 0.28, "delta": 1.5, "beta": 0.0, "compute_kl": True}
     counts: list[list[int]] = []
     stop_recording = record_routing(counts) if args.routing else None
@@ -168,6 +174,7 @@ def main() -> None:
                 "pdl": args.pdl,
                 "compiled_layers": not args.eager_layers,
                 "shared_prompts": not args.whole_rows,
+                "one_prompt": args.one_prompt,
                 "tiles": tiles(),
                 "peak_allocated_gib": max(r["peak_allocated_gib"] for r in rows),  # type: ignore[type-var]
                 "peak_reserved_gib": max(r["peak_reserved_gib"] for r in rows),  # type: ignore[type-var]
