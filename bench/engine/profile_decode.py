@@ -69,8 +69,9 @@ def report(per_kernel: Kernels, per: int, unit: str) -> dict[str, Any]:
     top = sorted(per_kernel.items(), key=lambda kv: -kv[1][1])[:30]
     families: Kernels = defaultdict(lambda: [0, 0.0])
     for name, (n, us) in per_kernel.items():
-        families[family(name)][0] += n
-        families[family(name)][1] += us
+        totals = families[family(name)]
+        totals[0] += n
+        totals[1] += us
     return {
         f"gpu_us_per_{unit}": round(total_us / per, 1),
         f"kernels_per_{unit}": round(sum(n for n, _ in per_kernel.values()) / per, 1),

@@ -30,7 +30,6 @@ class SharedPrompts:
     completion (`make_batch`)."""
 
     prompt_lengths: torch.Tensor  # [G] each distinct prompt's length
-    completion_lengths: torch.Tensor  # [B]
     group: torch.Tensor  # [B] the distinct prompt each row continues
 
 
@@ -51,7 +50,7 @@ class Batch:
 
     def tensors(self) -> list[torch.Tensor]:
         out = [self.input_ids, self.attention_mask, self.positions, self.targets, self.source, self.completion_mask, self.valid]
-        return out + ([] if self.shared is None else [self.shared.prompt_lengths, self.shared.completion_lengths, self.shared.group])
+        return out + ([] if self.shared is None else [self.shared.prompt_lengths, self.shared.group])
 
 
 def make_batch(
@@ -76,8 +75,7 @@ def make_batch(
     valid = torch.arange(cmask.numel()) if pad_to > 1 else cmask.flatten().nonzero().squeeze(1)
     shared = None
     if share_prompts:
-        prompts = list(dict.fromkeys(tuple(p) for p, _ in pairs))
-        group = [prompts.index(tuple(p)) for p, _ in pairs]
+        prompts, group = distinct_rows([p for p, _ in pairs])
         width = round_up(max(len(p) for p in prompts), pad_to)
         rows = [list(p) for p in prompts] + [c for _, c in pairs]
         sizes = [width] * len(prompts) + [longest] * len(pairs)
@@ -90,8 +88,7 @@ def make_batch(
             start = len(prompts) * width + i * longest  # the completion's first token
             predictors = [group[i] * width + len(prompt) - 1, *range(start, start + len(completion) - 1)]
             source[i, : len(completion)] = torch.tensor(predictors[: len(completion)])
-        lengths = (prompt_lengths, cmask.sum(1).long(), torch.tensor(group))
-        shared = SharedPrompts(*(t.to(device) for t in lengths))
+        shared = SharedPrompts(prompt_lengths.to(device), torch.tensor(group, device=device))
     else:
         width = round_up(max(len(p) + len(c) for p, c in pairs), pad_to)
         ids = torch.zeros((len(pairs), width), dtype=torch.long)
@@ -104,6 +101,13 @@ def make_batch(
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
     tensors = (ids, mask, positions.view_as(ids), targets, source, cmask, valid)
     return Batch(*(t.to(device) for t in tensors), shared=shared)
+
+
+def distinct_rows(rows: list[list[int]]) -> tuple[list[list[int]], list[int]]:
+    """The distinct rows in the order they first come, and the index among them of each row."""
+    index: dict[tuple[int, ...], int] = {}
+    of_each = [index.setdefault(tuple(row), len(index)) for row in rows]
+    return [list(row) for row in index], of_each
 
 
 def round_up(n: int, multiple: int) -> int:

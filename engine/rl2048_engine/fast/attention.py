@@ -148,10 +148,10 @@ def attention_masks(causal_lm: PreTrainedModel, batch: Batch) -> Masks:
     width = (batch.input_ids.shape[1] - rows * longest) // groups
     prompt_positions = torch.arange(width, device=batch.input_ids.device)
     completion_positions = batch.positions[0, groups * width :].view(rows, longest)
-    prompt_real = prompt_positions < shared.prompt_lengths.view(-1, 1)  # [G, P]
+    real = batch.attention_mask[0].bool()
+    prompt_real, own_real = real[: groups * width].view(groups, width), real[groups * width :].view(rows, longest)
     # A completion's keys: its prompt's, then its own.
     key_positions = torch.cat([prompt_positions.expand(rows, -1), completion_positions], dim=1)  # [B, P + C]
-    own_real = torch.arange(longest, device=batch.input_ids.device) < shared.completion_lengths.view(-1, 1)
     key_real = torch.cat([prompt_real.index_select(0, shared.group), own_real], dim=1)
 
     def masks(window: int | None) -> PromptMasks:

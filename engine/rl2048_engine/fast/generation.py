@@ -27,7 +27,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..generation import Completion, left_pad
-from ..logprobs import round_up
+from ..logprobs import distinct_rows, round_up
 from ..sampling import SamplingSettings, sample_next
 from . import sampler
 from .forward import EAGER, GptOssRunner, KVCache, compiled_functions
@@ -101,10 +101,10 @@ class FastGenerator:
         # Each distinct prompt is prefilled once (GRPO samples n completions of a prompt, and the
         # product asks for one prompt in every group); its cache rows and logits are then copied to
         # every row that starts with it.
-        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
-        source = torch.tensor([distinct.index(tuple(p)) for p in prompts for _ in range(n)], device=device)
+        distinct, of_prompt = distinct_rows(prompts)
+        source = torch.tensor([i for i in of_prompt for _ in range(n)], device=device)
         pad_id = stop_token_ids[0] if stop_token_ids else 0
-        ids, distinct_mask = left_pad([list(p) for p in distinct], pad_id, device)
+        ids, distinct_mask = left_pad(distinct, pad_id, device)
         mask = distinct_mask.index_select(0, source)
         width = ids.shape[1]
         slots = round_up(width + max_new_tokens, SLOT_ROUNDING)
