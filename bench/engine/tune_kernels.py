@@ -13,7 +13,7 @@ times. `bench_step.py --tune` runs this first and uses the picks for its run.
 
 With `--tokens` above the decode's 8 (prefill and training: 600 and 2 800 tokens in the seed step)
 it tunes the many-row tiles instead (`TILES[kind, "many"]`, candidates `MANY_ROWS`). The grids
-include the kernels' options: `K_STAGES`, `X_PAIRS`, `BIT_PAIRS` and a register cap (`maxnreg`) for `mx_gemv`,
+include the kernels' options: `K_STAGES`, `X_PAIRS` and a register cap (`maxnreg`) for `mx_gemv`,
 `SPLIT_X` and `W_AS_A` for many-row `mx` (`moe_kernels.TILES`). The many-row grids keep `ROW_TILES`
 on (through the engine it took the seed's update 0.496 -> 0.427 s, bench/RESULTS.md).
 The tuner's output can be given to `explore_memory.py --tiles` to run the seed step with its picks.
@@ -46,12 +46,12 @@ GRID["mx_f16"] = [
     dict(BLOCK_M=16, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
     for n, k, w, s in itertools.product([32, 64, 128], [64, 128, 256], [2, 4, 8], [2, 3, 4, 5])
 ]
-GRID["mx_gemv"] = [  # the present tile with each way of building f16 pairs (`BIT_PAIRS`), and its options
-    dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=s, X_PAIRS=1, BIT_PAIRS=b, num_warps=4, **r)
-    for r, s, b in itertools.product([{}, {"maxnreg": 128}], [1, 2], [2, 4, 0])  # `maxnreg` 128: 4 programs an SM
-] + [dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=1, X_PAIRS=0, num_warps=4)] + [  # then the tiles around it
-    dict(BLOCK_N=n, BLOCK_K=k, K_STAGES=1, X_PAIRS=1, BIT_PAIRS=b, num_warps=w)
-    for n, k, w, b in itertools.product([32, 16, 64], [1024, 512], [4, 8], [2, 4, 0])
+GRID["mx_gemv"] = [  # the options at the present tile first (`maxnreg` 128: 4 programs an SM, not 3)
+    dict(BLOCK_N=32, BLOCK_K=1024, K_STAGES=s, X_PAIRS=x, num_warps=4, **r)
+    for r, s, x in itertools.product([{}, {"maxnreg": 128}], [1, 2, 3], [1, 0])
+] + [  # then the tiles around it
+    dict(BLOCK_N=n, BLOCK_K=k, K_STAGES=s, X_PAIRS=1, num_warps=w)
+    for n, k, w, s in itertools.product([32, 16, 64], [1024, 512], [4, 8], [1, 2])
     if (n, k, w) != (32, 1024, 4)
 ]
 GRID["mx_t"] = [

@@ -435,23 +435,23 @@ def test_decode_kernels_wait_for_the_kernel_before_them(launch: int, monkeypatch
 
 @needs_triton
 @pytest.mark.skipif(importlib.util.find_spec("triton.backends.nvidia") is None, reason="no Triton CUDA backend")
-@pytest.mark.parametrize("k_stages, x_pairs, bit_pairs", [(1, 0, 0), (2, 0, 0), (1, 1, 0), (1, 1, 2), (1, 1, 4)])
+@pytest.mark.parametrize("k_stages, x_pairs", [(1, 0), (2, 0), (1, 1)])
 def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(
-    k_stages: int, x_pairs: int, bit_pairs: int, monkeypatch: pytest.MonkeyPatch
+    k_stages: int, x_pairs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `_gemv_group`'s assembly takes 4 elements (its pack) as the 4 words of one weight row's
     # 32-column group. That holds only if Triton lays each thread's codes out 4 consecutive words
     # along a row, which it does for 16-byte loads, that is for weights whose data is 16-byte
     # aligned (the JIT specializes on it); unaligned, it gives each thread single words of 4 rows,
     # and the product would be wrong: `grouped_linear` sends such weights to the other kernel.
-    # With the column loop pipelined (`K_STAGES`) too, and with x's pairs permuted (`X_PAIRS`) and
-    # f16 pairs built by integers (`BIT_PAIRS`): their assembly passes ptxas.
+    # With the column loop pipelined (`K_STAGES`) too, and with x's pairs permuted (`X_PAIRS`: its
+    # assembly passes ptxas).
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
     tiles = {**kernels.TILES["mx_gemv", "decode"]}
     pointers = {"x_ptr": "*i32", "out_ptr": "*bf16", "offsets_ptr": "*i32", "w_ptr": "*i32", "scales_ptr": "*u8"}
-    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles, "K_STAGES": k_stages, "X_PAIRS": x_pairs, "BIT_PAIRS": bit_pairs}
+    constants = {"K": 2880, "N": 5760, "ASM": True, **tiles, "K_STAGES": k_stages, "X_PAIRS": x_pairs}
     num_warps = constants.pop("num_warps")
     compiled = compile_for_hopper(kernels._mx_gemv_kernel, pointers, constants, aligned=True, num_warps=num_warps)
     per_thread, order = asm_elements_per_thread(compiled.asm["ttgir"])  # type: ignore[attr-defined]
@@ -498,22 +498,18 @@ def test_unpacking_assembly_read_on_the_cpu() -> None:
 
 
 @needs_triton
-@pytest.mark.parametrize(
-    "x_rows, x_pairs, bit_pairs",
-    [(1, False, 0), (2, False, 0), (1, True, 0), (2, True, 0), (1, True, 2), (2, True, 2), (1, True, 4), (2, True, 4)],
-)
-def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool, bit_pairs: int) -> None:
+@pytest.mark.parametrize("x_rows, x_pairs", [(1, False), (2, False), (1, True), (2, True)])
+def test_cuda_core_assembly_read_on_the_cpu(x_rows: int, x_pairs: bool) -> None:
     # The CUDA-core product's assembly (`_gemv_group_asm`), read instruction by instruction by
     # tests/ptx.py, on one weight row's 32-column group: each x row's accumulator gains the group's
     # products times its scale (the sum in f16: within 2^-8 of the sum of |products|), the other
     # three accumulators pass through. Permuting x's pairs (`x_pairs`) or the codes' bytes wrongly,
-    # pairing a code with the wrong x column, or a wrong bit of a pair built by integers
-    # (`bit_pairs`), fails it; the GPU runs the same text.
+    # or pairing a code with the wrong x column, fails it; the GPU runs the same text.
     import ptx
     from rl2048_engine.fast import moe_kernels as kernels
     from rl2048_engine.mxfp4 import FP4_VALUES
 
-    asm = kernels._gemv_group_asm(x_rows, x_pairs, bit_pairs)
+    asm = kernels._gemv_group_asm(x_rows, x_pairs)
     gen = torch.Generator().manual_seed(x_rows)
     e2m1 = torch.tensor(FP4_VALUES, dtype=torch.float64)
     for scale in (127, 100, 148):
@@ -540,10 +536,10 @@ def test_mxfp4_product_on_the_cuda_cores() -> None:
 
 @needs_triton
 @needs_fp8_gpu
-@pytest.mark.parametrize("options", [{}, {"X_PAIRS": 1}, {"K_STAGES": 2}, {"BIT_PAIRS": 2}, {"BIT_PAIRS": 4}])
+@pytest.mark.parametrize("options", [{}, {"X_PAIRS": 1}, {"K_STAGES": 2}])
 def test_compiled_mxfp4_product_on_the_cuda_cores_on_the_gpu(options: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     # as `TILES` has it, and with each option of the kernel (x's pairs permuted in its assembly,
-    # the column loop pipelined, f16 pairs built by integers)
+    # the column loop pipelined)
     from rl2048_engine.fast import moe_kernels as kernels
 
     monkeypatch.setitem(kernels.TILES, ("mx_gemv", "decode"), {**kernels.TILES["mx_gemv", "decode"], **options})

@@ -253,7 +253,7 @@ def _mx_tile_f16(blocks_ptr, d, w_rows, w_rows_ok, g0, GROUPS: tl.constexpr, K: 
     return tl.reshape(low, shape), tl.reshape(high, shape)
 
 
-def _gemv_group_asm(x_rows: int, x_pairs: bool = False, bit_pairs: int = 0) -> str:
+def _gemv_group_asm(x_rows: int, x_pairs: bool = False) -> str:
     """PTX for one weight row's 32-column group (4 words, pack 4) times `x_rows` rows of x, which
     share one unpacking. Operands, 4 each (elements of the pack): the accumulators out, one per x
     row; the accumulators in; the codes; the scale's address; the address of the group's 16 f16
@@ -266,15 +266,6 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False, bit_pairs: int = 0) -> s
     x's pairs in theirs, (0, 2), (4, 6), (1, 3), (5, 7): those depend on x alone, and a thread's
     weight rows in one loop step share its x, so the compiler computes them once for all of them.
 
-    `bit_pairs` (2 or 4, with `x_pairs`): that many of a word's four f16 pairs are built by integer
-    operations instead of fp8 conversions, which Hopper runs at a quarter of its integer rate. The
-    code `s e1 e0 m` of column c (bits 4c .. 4c + 3 of the word) placed at f16 bits 15 and 11..9 is
-    the code's value times 2^-14 exactly (e = 0 as an f16 subnormal), and columns c and c + 4 sit
-    16 bits apart, so two shifts and two masks build the pair (c, c + 4); one f16x2 multiply by
-    2^8 then gives the fp8 path's value times 2^-6. With 2, the low nibbles still go through fp8,
-    as (0, 2) (4, 6), and the high ones by integers, as (1, 5) (3, 7); with 4, every pair by
-    integers, (0, 4) (1, 5) (2, 6) (3, 7). x's pairs are permuted to match.
-
     x is read through the coherent path (`ld.global`), the scale through the read-only one
     (`.nc`): with programmatic dependent launch (`pdl.py`) the kernel before may still be writing
     x when this kernel starts, and the read-only cache is meant for data that does not change
@@ -283,8 +274,7 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False, bit_pairs: int = 0) -> s
     codes, scale, x_addr = 2 * outs, 2 * outs + 4, lambda r: 2 * outs + 8 + 4 * r  # noqa: E731
     body = [
         "{",
-        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, sc, k256;",
-        "mov.b32 k256, 0x5C005C00;",  # 2^8 in both f16 halves
+        ".reg .b32 a, b, lo, hi, p0, p1, f0, f1, f2, f3, sc;",
         ".reg .b32 " + ", ".join(f"h{r}" for r in range(x_rows)) + ";",
         ".reg .b32 " + ", ".join(f"x{r}_<16>" for r in range(x_rows)) + ";",
         ".reg .b16 q0, q1, q2, q3;",
@@ -296,44 +286,33 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False, bit_pairs: int = 0) -> s
             f"ld.global.v4.b32 {{x{r}_{4 * i}, x{r}_{4 * i + 1}, x{r}_{4 * i + 2}, x{r}_{4 * i + 3}}}, [${x_addr(r)}+{16 * i}];"
             for i in range(4)
         ]
-    assert bit_pairs in (0, 2, 4) and (x_pairs or not bit_pairs), (x_pairs, bit_pairs)
-    if x_pairs:  # each word's pairs (0, 1) (2, 3) (4, 5) (6, 7) -> the weights' pairs, `X_ORDER`
+    if x_pairs:  # each word's pairs (0, 1) (2, 3) (4, 5) (6, 7) -> (0, 2) (4, 6) (1, 3) (5, 7)
         body.append(".reg .b32 " + ", ".join(f"y{r}_<16>" for r in range(x_rows)) + ";")
         for r in range(x_rows):
             for c in range(4):
                 x = [f"x{r}_{4 * c + j}" for j in range(4)]
+                y = [f"y{r}_{4 * c + j}" for j in range(4)]
                 body += [
-                    f"prmt.b32 y{r}_{4 * c + j}, {x[a // 2]}, {x[b // 2]}, 0x{7632 if a % 2 else 5410};"
-                    for j, (a, b) in enumerate(X_ORDER[bit_pairs])
-                ]
+                    f"prmt.b32 {y[0]}, {x[0]}, {x[1]}, 0x5410;", f"prmt.b32 {y[1]}, {x[2]}, {x[3]}, 0x5410;",
+                    f"prmt.b32 {y[2]}, {x[0]}, {x[1]}, 0x7632;", f"prmt.b32 {y[3]}, {x[2]}, {x[3]}, 0x7632;",
+                ]  # fmt: skip
     for c in range(4):
         w = f"${codes + c}"
-        if bit_pairs < 4:
-            body += [
-                f"shl.b32 a, {w}, 2;", f"shl.b32 b, {w}, 4;", "and.b32 a, a, 0x1C1C1C1C;", "and.b32 b, b, 0x80808080;",
-                "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
-            ]  # fmt: skip
-        if bit_pairs == 0:
-            body += [
-                f"shr.b32 a, {w}, 2;", "and.b32 a, a, 0x1C1C1C1C;", f"and.b32 b, {w}, 0x80808080;",
-                "or.b32 hi, a, b;",  # the high nibbles: columns 1, 3, 5, 7
-            ]  # fmt: skip
-        if not x_pairs:
+        body += [
+            f"shl.b32 a, {w}, 2;", f"shl.b32 b, {w}, 4;", "and.b32 a, a, 0x1C1C1C1C;", "and.b32 b, b, 0x80808080;",
+            "or.b32 lo, a, b;",  # e4m3 bytes of the low nibbles: columns 0, 2, 4, 6 of the word
+            f"shr.b32 a, {w}, 2;", "and.b32 a, a, 0x1C1C1C1C;", f"and.b32 b, {w}, 0x80808080;",
+            "or.b32 hi, a, b;",  # the high nibbles: columns 1, 3, 5, 7
+        ]  # fmt: skip
+        if x_pairs:
+            body += ["mov.b32 {q0, q1}, lo;", "mov.b32 {q2, q3}, hi;"]  # columns (0, 2) (4, 6) (1, 3) (5, 7)
+        else:
             body += ["prmt.b32 p0, lo, hi, 0x5140;", "prmt.b32 p1, lo, hi, 0x7362;"]  # columns 0-3, 4-7
             body += ["mov.b32 {q0, q1}, p0;", "mov.b32 {q2, q3}, p1;"]
-        else:  # columns (0, 2) (4, 6), then (1, 3) (5, 7)
-            body += ["mov.b32 {q0, q1}, lo;"] * (bit_pairs < 4) + ["mov.b32 {q2, q3}, hi;"] * (bit_pairs == 0)
-        body += [f"cvt.rn.f16x2.e4m3x2 f{i}, q{i};" for i in range(4 - bit_pairs)]
-        for i, (column, _) in enumerate(X_ORDER[bit_pairs]):
-            if i < 4 - bit_pairs:
-                continue
-            magnitude, sign = 9 - 4 * (column % 4), 12 - 4 * (column % 4)  # to bits 11..9 and 15
-            body += [
-                f"shl.b32 a, {w}, {magnitude};" if magnitude > 0 else f"shr.b32 a, {w}, {-magnitude};",
-                f"shl.b32 b, {w}, {sign};" if sign > 0 else f"mov.b32 b, {w};",
-                "and.b32 a, a, 0x0E000E00;", "and.b32 b, b, 0x80008000;", f"or.b32 f{i}, a, b;",
-                f"mul.rn.f16x2 f{i}, f{i}, k256;",
-            ]  # fmt: skip
+        body += [
+            "cvt.rn.f16x2.e4m3x2 f0, q0;", "cvt.rn.f16x2.e4m3x2 f1, q1;",
+            "cvt.rn.f16x2.e4m3x2 f2, q2;", "cvt.rn.f16x2.e4m3x2 f3, q3;",
+        ]  # fmt: skip
         for r in range(x_rows):
             x = [f"{'y' if x_pairs else 'x'}{r}_{4 * c + j}" for j in range(4)]
             body += [
@@ -351,14 +330,6 @@ def _gemv_group_asm(x_rows: int, x_pairs: bool = False, bit_pairs: int = 0) -> s
     return "\n".join(body + ["}"])
 
 
-X_ORDER: dict[int, tuple[tuple[int, int], ...]] = {
-    0: ((0, 2), (4, 6), (1, 3), (5, 7)),
-    2: ((0, 2), (4, 6), (1, 5), (3, 7)),
-    4: ((0, 4), (1, 5), (2, 6), (3, 7)),
-}
-"""The columns of a word's four f16 pairs f0 .. f3 with `x_pairs`, by `bit_pairs`."""
-
-
 def _gemv_constraints(x_rows: int) -> str:
     outs = 4 * x_rows
     return ",".join(["=f"] * outs + ["f"] * outs + ["r"] * 4 + ["l"] * (4 + 4 * x_rows))
@@ -368,10 +339,6 @@ GEMV_GROUP: tl.constexpr = tl.constexpr(_gemv_group_asm(1))
 GEMV_GROUP2: tl.constexpr = tl.constexpr(_gemv_group_asm(2))
 GEMV_GROUP_XP: tl.constexpr = tl.constexpr(_gemv_group_asm(1, x_pairs=True))
 GEMV_GROUP2_XP: tl.constexpr = tl.constexpr(_gemv_group_asm(2, x_pairs=True))
-GEMV_GROUP_B2: tl.constexpr = tl.constexpr(_gemv_group_asm(1, x_pairs=True, bit_pairs=2))
-GEMV_GROUP2_B2: tl.constexpr = tl.constexpr(_gemv_group_asm(2, x_pairs=True, bit_pairs=2))
-GEMV_GROUP_B4: tl.constexpr = tl.constexpr(_gemv_group_asm(1, x_pairs=True, bit_pairs=4))
-GEMV_GROUP2_B4: tl.constexpr = tl.constexpr(_gemv_group_asm(2, x_pairs=True, bit_pairs=4))
 GEMV_CONSTRAINTS: tl.constexpr = tl.constexpr(_gemv_constraints(1))
 GEMV_CONSTRAINTS2: tl.constexpr = tl.constexpr(_gemv_constraints(2))
 
@@ -383,14 +350,14 @@ def _f16_half(pair, high: tl.constexpr):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0, BIT_PAIRS: tl.constexpr = 0):  # type: ignore
+def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0):  # type: ignore
     """`acc [R, W]` plus each word of `codes [R, W]` (int32, 8 codes) times its 4 f16 pairs of x
     at `x_ptr` (int32) and its scale at `s_ptr`: by `_gemv_group_asm` (a thread's 4 words are one
-    group; `X_PAIRS` and `BIT_PAIRS` its `x_pairs` and `bit_pairs`), or word by word in float32
-    under the interpreter, from the same e4m3 bytes (`_e4m3_pairs`: each code's value times 2^-6)."""
+    group; `X_PAIRS` its `x_pairs`), or word by word in float32 under the interpreter, from the
+    same e4m3 bytes (`_e4m3_pairs`: each code's value times 2^-6)."""
     if ASM:
         return tl.inline_asm_elementwise(
-            asm=GEMV_GROUP_B4 if BIT_PAIRS == 4 else GEMV_GROUP_B2 if BIT_PAIRS == 2 else GEMV_GROUP_XP if X_PAIRS else GEMV_GROUP,
+            asm=GEMV_GROUP_XP if X_PAIRS else GEMV_GROUP,
             constraints=GEMV_CONSTRAINTS,
             args=[acc, codes, s_ptr.to(tl.int64, bitcast=True), x_ptr.to(tl.int64, bitcast=True)],
             dtype=tl.float32,
@@ -407,11 +374,11 @@ def _gemv_group(acc, codes, s_ptr, x_ptr, ASM: tl.constexpr, X_PAIRS: tl.constex
 
 
 @triton.jit
-def _gemv_group2(acc0, acc1, codes, s_ptr, x0_ptr, x1_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0, BIT_PAIRS: tl.constexpr = 0):  # type: ignore
+def _gemv_group2(acc0, acc1, codes, s_ptr, x0_ptr, x1_ptr, ASM: tl.constexpr, X_PAIRS: tl.constexpr = 0):  # type: ignore
     """`_gemv_group` for two rows of x (`x0_ptr`, `x1_ptr`) at once: the codes unpacked once."""
     if ASM:
         return tl.inline_asm_elementwise(
-            asm=GEMV_GROUP2_B4 if BIT_PAIRS == 4 else GEMV_GROUP2_B2 if BIT_PAIRS == 2 else GEMV_GROUP2_XP if X_PAIRS else GEMV_GROUP2,
+            asm=GEMV_GROUP2_XP if X_PAIRS else GEMV_GROUP2,
             constraints=GEMV_CONSTRAINTS2,
             args=[
                 acc0, acc1, codes, s_ptr.to(tl.int64, bitcast=True),
@@ -573,7 +540,6 @@ def _mx_gemv_kernel(
     BLOCK_K: tl.constexpr,
     K_STAGES: tl.constexpr,
     X_PAIRS: tl.constexpr,
-    BIT_PAIRS: tl.constexpr,
     PDL: tl.constexpr,
 ):
     """`out = x @ W` per expert on the CUDA cores: `x` the int32 view of f16 x `[P, K / 2]`, `w` the
@@ -582,7 +548,7 @@ def _mx_gemv_kernel(
     past K, masked words read the row's last group again, times zero. An expert's rows go two at a
     time while two remain (`_gemv_group2`: the codes unpacked once for both), then one. `K_STAGES`
     above 1: Triton loads the codes of the next column steps (into registers, as compiled for sm_90)
-    while the present one is multiplied. `X_PAIRS`, `BIT_PAIRS`: `_gemv_group_asm`'s `x_pairs` and `bit_pairs`. `PDL`: `pdl.start`."""
+    while the present one is multiplied. `X_PAIRS`: `_gemv_group_asm`'s `x_pairs`. `PDL`: `pdl.start`."""
     pdl.start(PDL)
     e = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -604,9 +570,9 @@ def _mx_gemv_kernel(
             x0 = tl.broadcast_to((x_ptr + m0 * stride_xm + inside * 4)[None, :], codes.shape)
             if pair:
                 x1 = tl.broadcast_to((x_ptr + m1 * stride_xm + inside * 4)[None, :], codes.shape)
-                acc0, acc1 = _gemv_group2(acc0, acc1, codes, s_ptr, x0, x1, ASM, X_PAIRS, BIT_PAIRS)
+                acc0, acc1 = _gemv_group2(acc0, acc1, codes, s_ptr, x0, x1, ASM, X_PAIRS)
             else:
-                acc0 = _gemv_group(acc0, codes, s_ptr, x0, ASM, X_PAIRS, BIT_PAIRS)
+                acc0 = _gemv_group(acc0, codes, s_ptr, x0, ASM, X_PAIRS)
         tl.store(out_ptr + m0 * stride_om + n, tl.sum(acc0, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
         if pair:
             tl.store(out_ptr + m1 * stride_om + n, tl.sum(acc1, axis=1).to(out_ptr.dtype.element_ty), mask=n_ok)
@@ -752,7 +718,7 @@ too)."""
 OPTIONS: dict[str, dict[str, int]] = {
     **{kind: dict(ROW_TILES=0, SPLIT_X=0, W_AS_A=0) for kind in ("dense", "mx", "mx_f16")},  # `_grouped_kernel`
     "mx_t": dict(ROW_TILES=0),
-    "mx_gemv": dict(K_STAGES=1, X_PAIRS=0, BIT_PAIRS=0),
+    "mx_gemv": dict(K_STAGES=1, X_PAIRS=0),
 }
 """Each kernel's options, off: what a `TILES` entry (or a tuner's pick) leaves out."""
 
