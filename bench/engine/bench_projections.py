@@ -1,0 +1,75 @@
+"""The attention projections of a decode step: cuBLAS (`F.linear`) against our kernel (`decode_linear.py`).
+
+    PYTHONPATH=engine:bench/engine python3 bench/engine/bench_projections.py [--rows 8]
+
+At gpt-oss-20b's q/k/v (5 120 x 2 880, stacked) and o (2 880 x 4 096) in bf16 with their biases,
+`--rows` rows: each way is timed by replays of a CUDA graph (`timing.graph_us`) over 12 copies of
+the weight in turn (354 MB of q/k/v, more than the 50 MB L2, as a decode step reads 24 layers'),
+for each of the kernel's candidate tiles below; each result is checked against `F.linear`.
+Prints one JSON object: per shape, microseconds a call and the weights' TB/s for cuBLAS, our
+current tiles and the fastest tiles, and the fastest few.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+
+import torch
+import torch.nn.functional as F
+
+from rl2048_engine.fast import decode_linear
+from timing import graph_us, rel_err
+
+SHAPES = {"qkv": (5120, 2880), "o": (2880, 4096)}
+COPIES = 12
+CANDIDATES = [
+    dict(BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
+    for n, k, w, s in itertools.product([16, 8, 32], [256, 128, 512], [4], [4, 3])
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=8)
+    args = parser.parse_args()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    report: dict[str, object] = {"device": torch.cuda.get_device_name(), "rows": args.rows}
+    current = dict(decode_linear.TILES)
+    for name, (n, k) in SHAPES.items():
+        x = torch.randn(args.rows, k, device="cuda", dtype=torch.bfloat16, generator=gen)
+        weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16, generator=gen) / k**0.5 for _ in range(COPIES)]
+        biases = [torch.randn(n, device="cuda", dtype=torch.bfloat16, generator=gen) for _ in range(COPIES)]
+        want = F.linear(x.float(), weights[0].float(), biases[0].float())
+        tb_s = lambda us: round(n * k * 2 / (us * 1e-6) / 1e12, 2)  # noqa: E731
+
+        def timed(fn) -> float:  # type: ignore[no-untyped-def]
+            return graph_us(lambda: [fn(x, w, b) for w, b in zip(weights, biases)]) / COPIES
+
+        cublas = timed(F.linear)
+        timed_tiles = []
+        for tiles in [current, *CANDIDATES]:
+            decode_linear.TILES.clear()
+            decode_linear.TILES.update(tiles)
+            try:
+                err = rel_err(decode_linear.linear_rows(x, weights[0], biases[0]).float(), want)
+                us = timed(decode_linear.linear_rows) if err < 1e-2 else float("inf")
+            except Exception:  # noqa: BLE001 - a setting that does not compile is skipped
+                us = float("inf")
+            timed_tiles.append((us, tiles))
+        ours = timed_tiles[0][0]
+        fastest = sorted(timed_tiles[1:], key=lambda t: t[0])
+        report[name] = {
+            "cublas_us": round(cublas, 2), "cublas_tb_s": tb_s(cublas),
+            "ours_us": round(ours, 2), "ours_tb_s": tb_s(ours), "tiles": current,
+            "best_us": round(fastest[0][0], 2), "best_tb_s": tb_s(fastest[0][0]), "best": fastest[0][1],
+            "fastest": [dict(us=round(us, 2), **t) for us, t in fastest[:6]],
+        }  # fmt: skip
+    decode_linear.TILES.clear()
+    decode_linear.TILES.update(current)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
