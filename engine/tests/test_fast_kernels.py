@@ -8,7 +8,6 @@ GPU, where bench/engine/bench_step.py checks them again at gpt-oss-20b's shapes 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import math
 import os
 import subprocess
@@ -192,7 +191,7 @@ def check_attention() -> None:
     """`forward.attention` for one new token with the decode kernel against its PyTorch path: 8
     query heads on 2 kv heads, 70 cache slots (not a multiple of the kernel's 64), a row with
     left padding, and a sliding window."""
-    from rl2048_engine.fast import decode_attention, decode_linear  # noqa: F401  (registers the ops)
+    from rl2048_engine.fast import decode_attention  # noqa: F401  (registers the op)
     from rl2048_engine.fast.forward import Dims, LayerTensors, Proj, attention
 
     gen = torch.Generator().manual_seed(0)
@@ -215,27 +214,6 @@ def check_attention() -> None:
             k, v = keys.clone(), values.clone()
             outs.append(attention(x, t, d._replace(decode_kernels=kernel), cos, sin, k, v, torch.tensor([slot]), mask))
         assert torch.allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5), f"decode attention, window {window}"
-
-
-def check_linear(device: str) -> None:
-    """The decode projection kernel (`decode_linear.linear_rows`) against `F.linear`: 1, 8 and 16
-    rows, with and without a bias; on the CPU at sizes that are not multiples of its tiles, on the
-    GPU at gpt-oss-20b's q/k/v (5 120 x 2 880) and o (2 880 x 4 096) in bf16."""
-    import torch.nn.functional as F
-
-    from rl2048_engine.fast.decode_linear import linear_rows
-
-    gen = torch.Generator().manual_seed(0)
-    dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    shapes = ((40, 300), (24, 64)) if device == "cpu" else ((5120, 2880), (2880, 4096))
-    for (n, k), rows, bias in itertools.product(shapes, (1, 8, 16), (True, False)):
-        x = torch.randn(rows, 1, k, generator=gen).to(device, dtype)
-        w = (torch.randn(n, k, generator=gen) / k**0.5).to(device, dtype)
-        b = torch.randn(n, generator=gen).to(device, dtype) if bias else None
-        got, want = linear_rows(x, w, b), F.linear(x.float(), w.float(), None if b is None else b.float())
-        assert got.shape == (rows, 1, n) and got.dtype == dtype, (got.shape, got.dtype)
-        tol = 1e-5 if device == "cpu" else 2e-2
-        assert torch.allclose(got.float(), want, rtol=tol, atol=tol), f"{n}x{k}, {rows} rows, bias {bias}"
 
 
 def check_routing() -> None:
@@ -574,17 +552,6 @@ def test_decode_attention_kernel_matches_the_pytorch_path() -> None:
 
 
 @needs_triton
-def test_decode_projection_kernel_matches_f_linear() -> None:
-    in_interpreter("linear")
-
-
-@needs_triton
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled kernels")
-def test_compiled_decode_projection_kernel_matches_f_linear_on_the_gpu() -> None:
-    check_linear("cuda")
-
-
-@needs_triton
 def test_decode_routing_kernel_matches_top_k_and_route() -> None:
     in_interpreter("routing")
 
@@ -606,8 +573,6 @@ if __name__ == "__main__":
         check_edges()
     elif sys.argv[1:] == ["attention"]:
         check_attention()
-    elif sys.argv[1:] == ["linear"]:
-        check_linear("cpu")
     elif sys.argv[1:] == ["routing"]:
         check_routing()
     elif sys.argv[1:] == ["f16"]:

@@ -10,9 +10,8 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   `GptOssRunner(compiled=True)` runs them through `torch.compile` (one compilation serves every
   layer), which fuses their few hundred small kernels a step into a few dozen; the grouped
   linears stay outside, as Triton kernels or `grouped_mm`. On CUDA a decode step's attention
-  and routing are one Triton kernel each, and so is each attention projection's base product
-  (`decode_attention.py`, `decode_routing.py`, `decode_linear.py`; `Dims.decode_kernels`), called
-  from inside the compiled function.
+  and routing are one Triton kernel each (`decode_attention.py`, `decode_routing.py`,
+  `Dims.decode_kernels`), called from inside the compiled function.
 - Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
   The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
   they are; LoRA on the experts is refused). q, k and v are one GEMM over their stacked weights:
@@ -46,10 +45,6 @@ from transformers import PreTrainedModel
 NEG_INF = float("-inf")
 DECODE_PAIRS_PER_EXPERT = 4
 """Up to this many (token, expert) pairs per expert on average, the experts use the decode kernels."""
-
-
-DECODE_LINEAR_ROWS = 16
-"""Up to this many rows, the attention projections use the decode kernel (`decode_linear.MAX_ROWS`)."""
 
 
 def decode_shaped(pairs: int, num_experts: int) -> bool:
@@ -103,8 +98,8 @@ class Dims(NamedTuple):
     scaling: float
     top_k: int
     num_experts: int
-    decode_kernels: bool = False  # decode attention, routing and projections as the Triton
-    # kernels of `decode_attention.py`, `decode_routing.py` and `decode_linear.py`
+    decode_kernels: bool = False  # decode attention and routing as the Triton kernels of
+    # `decode_attention.py` and `decode_routing.py`
     experts_input: torch.dtype | None = None  # the experts' input rows cast to this dtype (f16 for
     # the MXFP4 decode kernels' fp8 path, `MxExperts.decode_dtype`) by the kernels that make them
 
@@ -119,16 +114,8 @@ class Routing(NamedTuple):
     inverse: torch.Tensor  # [N, k] where token n's j-th chosen expert's pair went
 
 
-def proj(x: torch.Tensor, p: Proj, d: Dims) -> torch.Tensor:
-    return with_lora(x, linear(x, p, d), p.lora)
-
-
-def linear(x: torch.Tensor, p: Proj, d: Dims) -> torch.Tensor:
-    """`x @ p.weight.T + p.bias` (no LoRA): a decode step's few rows by the kernel of
-    `decode_linear.py` (with `d.decode_kernels`), others by `F.linear`."""
-    if d.decode_kernels and x.numel() <= DECODE_LINEAR_ROWS * x.shape[-1]:
-        return torch.ops.rl2048.linear_rows(x, p.weight, p.bias)
-    return F.linear(x, p.weight, p.bias)
+def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
+    return with_lora(x, F.linear(x, p.weight, p.bias), p.lora)
 
 
 def with_lora(x: torch.Tensor, y: torch.Tensor, lora: LoRA) -> torch.Tensor:
@@ -176,7 +163,7 @@ def attention(
     batch, seq, _ = x.shape
     groups = d.heads // d.kv_heads
     q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
-    qkv = linear(x, t.qkv, d).split([q_size, kv_size, kv_size], dim=-1)
+    qkv = F.linear(x, t.qkv.weight, t.qkv.bias).split([q_size, kv_size, kv_size], dim=-1)
     q, k, v = (with_lora(x, y, lora) for y, lora in zip(qkv, t.qkv_lora))
     q = q.reshape(batch, seq, d.heads, d.head_dim).transpose(1, 2)
     k = k.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
@@ -189,7 +176,7 @@ def attention(
     q = q.reshape(batch, d.kv_heads, groups * seq, d.head_dim)
     if seq == 1 and d.decode_kernels:  # one kernel for the rest (decode_attention.py)
         out = torch.ops.rl2048.decode_attention(q, keys, values, mask.view(batch, -1), t.sinks, d.scaling)
-        return proj(out.view(batch, seq, d.heads * d.head_dim), t.o, d)
+        return proj(out.view(batch, seq, d.heads * d.head_dim), t.o)
     scores = torch.matmul(q, keys.transpose(-1, -2)).float() * d.scaling
     scores = scores.view(batch, d.kv_heads, groups, seq, -1) + mask.view(batch, 1, 1, seq, -1)
     sinks = t.sinks.float().view(1, d.kv_heads, groups, 1, 1).expand(batch, -1, -1, seq, 1)
@@ -197,7 +184,7 @@ def attention(
     probs = probs.to(values.dtype).view(batch, d.kv_heads, groups * seq, -1)
     out = torch.matmul(probs, values).view(batch, d.kv_heads, groups, seq, d.head_dim)
     out = out.permute(0, 3, 1, 2, 4).reshape(batch, seq, d.heads * d.head_dim)
-    return proj(out, t.o, d)
+    return proj(out, t.o)
 
 
 def route(chosen: torch.Tensor, weights: torch.Tensor, num_experts: int) -> Routing:
@@ -635,8 +622,8 @@ class GptOssRunner:
             num_experts=config.num_local_experts,
             decode_kernels=self.device.type == "cuda" and kernels_enabled() and _decode_kernels_fit(config.head_dim),
         )
-        if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention, route_top_k and linear_rows
-            from . import decode_attention, decode_linear, decode_routing  # noqa: F401
+        if self.dims.decode_kernels:  # register torch.ops.rl2048.decode_attention and route_top_k
+            from . import decode_attention, decode_routing  # noqa: F401
         experts_dtype = getattr(self.layers[0].mlp.experts, "decode_dtype", None)
         self.decode_experts_input = experts_dtype if self.device.type == "cuda" and kernels_enabled() else None
         for layer in self.layers:

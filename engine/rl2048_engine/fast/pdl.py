@@ -7,8 +7,8 @@ waits for that kernel's results, so the launch is hidden behind the work before 
 
 `ENABLED` turns it on for the kernels named in `KERNELS`: inductor's (`"inductor"`: its
 `triton.enable_pdl` option, for the compiled layer functions of decode) and ours (`"routing"`,
-`"attention"`, `"experts"`, `"projections"`: the decode kernels, which take `PDL` and call
-`start` before they read anything). Off. Measured on an H100 (2026-12-07, torch 2.11, bench/RESULTS.md): with
+`"attention"`, `"experts"`: the decode kernels, which take `PDL` and call `start` before they
+read anything). Off. Measured on an H100 (2026-12-07, torch 2.11, bench/RESULTS.md): with
 inductor's kernels the decode step took 2-4.3% less time but sampled other tokens than without
 PDL (the same other tokens every time); with ours alone the tokens and logprobs were the same,
 and so was the time (4.77-4.82 against 4.79 ms a token). Replayed on the same state, the decode
@@ -26,12 +26,12 @@ import triton
 import triton.language as tl
 
 ENABLED = False
-KERNELS = {"inductor", "routing", "attention", "experts", "projections"}
+KERNELS = {"inductor", "routing", "attention", "experts"}
 """Which kernels take PDL when it is `ENABLED` (to measure each alone)."""
 
 
 def on(device: torch.device, kernel: str) -> bool:
-    """Whether our `kernel` (`"routing"`, `"attention"`, `"experts"` or `"projections"`) launched on `device` takes
+    """Whether our `kernel` (`"routing"`, `"attention"` or `"experts"`) launched on `device` takes
     PDL: `ENABLED` and in `KERNELS`, compiled (not the interpreter) for a GPU of compute
     capability 9.0 or up."""
     return (
