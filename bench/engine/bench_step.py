@@ -590,6 +590,7 @@ def main() -> None:
     set_shared_prompts(True)
     checks["grad_norm_shared_vs_whole_rows_rel_diff"] = abs(metrics["grad_norm"] - whole_norm) / whole_norm
     checks["logprobs_shared_vs_whole_rows_max_abs"] = float((ours_lp - whole_lp).abs().max())
+    print(json.dumps({"checks (bf16 phase)": checks}), flush=True)  # in case the run is cut off later
 
     fl = floor(loaded, ceilings)
     fl_mx = floor(loaded, ceilings, expert_bytes_per_param=17 / 32)  # 16 bytes + 1 scale per 32
