@@ -458,6 +458,7 @@ def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(
     assert order[0] == 1 and per_thread[1] % 4 == 0, (per_thread, order)
 
 
+@pytest.mark.gpu
 @needs_triton
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
 def test_compiled_kernels_unpack_exactly_on_the_gpu() -> None:
@@ -469,6 +470,7 @@ def test_mxfp4_product_through_fp8() -> None:
     in_interpreter("f16")
 
 
+@pytest.mark.gpu
 @needs_triton
 @needs_fp8_gpu
 def test_compiled_mxfp4_product_through_fp8_on_the_gpu() -> None:
@@ -534,6 +536,7 @@ def test_mxfp4_product_on_the_cuda_cores() -> None:
     in_interpreter("gemv")
 
 
+@pytest.mark.gpu
 @needs_triton
 @needs_fp8_gpu
 @pytest.mark.parametrize("options", [{}, {"X_PAIRS": 1}, {"K_STAGES": 2}])
@@ -561,6 +564,7 @@ def test_fused_sampler_draws_from_the_softmax() -> None:
     in_interpreter("sampler")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled kernels")
 def test_compiled_fused_sampler_draws_from_the_softmax_on_the_gpu() -> None:
     check_sampler("cuda")

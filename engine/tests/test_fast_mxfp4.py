@@ -88,6 +88,7 @@ def test_resident_model_matches_the_dequantized_one(
     assert [c.ids for c in greedy[1]] == [c.ids for c in greedy[0]]
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernels run compiled on a GPU")
 @pytest.mark.parametrize("row_tiles", [0, 1])
 def test_resident_model_on_the_gpu_matches_the_dequantized_one(
@@ -142,6 +143,7 @@ def test_load_options_select_the_fast_paths(tiny_mxfp4_folder: Path, tiny_folder
         call("load", **{**load, "model": str(tiny_folder)}, experts="mxfp4")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9), reason="needs a GPU that converts fp8"
 )
@@ -176,6 +178,7 @@ def test_decode_hands_the_kernel_f16_rows_on_the_gpu(tiny_mxfp4_folder: Path, mo
         assert torch.allclose(torch.tensor(f16.logprobs), torch.tensor(bf16.logprobs), atol=2e-2)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(
     not torch.cuda.is_available() or torch.cuda.get_device_capability() < (9, 0), reason="needs a GPU with PDL (sm_90)"
 )

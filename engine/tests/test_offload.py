@@ -29,6 +29,7 @@ def test_a_trainable_table_is_looked_up_on_the_cpu_and_gets_its_gradient() -> No
     assert torch.equal(embedding.weight.grad, reference.weight.grad)
 
 
+@pytest.mark.gpu
 @CUDA
 def test_a_frozen_table_is_read_from_pinned_memory_by_the_gpu_without_waiting() -> None:
     embedding = table().requires_grad_(False)
@@ -46,6 +47,7 @@ def test_a_frozen_table_is_read_from_pinned_memory_by_the_gpu_without_waiting() 
     assert torch.equal(out, on_gpu(ids))
 
 
+@pytest.mark.gpu
 @CUDA
 def test_the_gpu_lookup_replays_in_a_cuda_graph() -> None:
     embedding = table().requires_grad_(False)
