@@ -1,4 +1,6 @@
-"""Shared fixtures: the `tiny` gpt-oss checkpoints (bf16 and MXFP4), built once per session."""
+"""Shared fixtures: the `tiny` gpt-oss checkpoints (bf16 and MXFP4), built once per session; and
+the `gpu` marker: `@pytest.mark.gpu(reason=...)` tests are skipped without a CUDA GPU, for that
+reason (`pytest -m gpu` runs only them)."""
 
 from __future__ import annotations
 
@@ -29,3 +31,12 @@ def any_tiny_folder(request: pytest.FixtureRequest, tiny_folder: Path, tiny_mxfp
 def one_cpu_thread() -> None:
     """Tiny models on a shared 2-core machine run many times faster on one thread."""
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        marker = item.get_closest_marker("gpu")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=marker.kwargs.get("reason", "needs a CUDA GPU")))

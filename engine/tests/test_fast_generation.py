@@ -194,8 +194,7 @@ def test_compiled_layer_functions_match_the_eager_ones(loaded: LoadedModel, fold
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.gpu(reason="CUDA graphs")
 @pytest.mark.parametrize("top_p", [1.0, 0.9], ids=["fused sampler, token graph", "sample_next, decode graph"])
 def test_replayed_token_steps_match_the_steps_run_as_they_are(tiny_folder: Path, top_p: float) -> None:
     # On the GPU, the seed's settings (temperature only) take the fused sampler and replay the

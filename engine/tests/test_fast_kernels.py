@@ -458,9 +458,8 @@ def test_cuda_core_kernel_gives_each_thread_whole_scale_groups(
     assert order[0] == 1 and per_thread[1] % 4 == 0, (per_thread, order)
 
 
-@pytest.mark.gpu
+@pytest.mark.gpu(reason="needs a GPU (the compiled kernels)")
 @needs_triton
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the compiled kernels)")
 def test_compiled_kernels_unpack_exactly_on_the_gpu() -> None:
     check_compiled()
 
@@ -564,8 +563,7 @@ def test_fused_sampler_draws_from_the_softmax() -> None:
     in_interpreter("sampler")
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the compiled kernels")
+@pytest.mark.gpu(reason="the compiled kernels")
 def test_compiled_fused_sampler_draws_from_the_softmax_on_the_gpu() -> None:
     check_sampler("cuda")
 

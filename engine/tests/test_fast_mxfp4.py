@@ -88,8 +88,7 @@ def test_resident_model_matches_the_dequantized_one(
     assert [c.ids for c in greedy[1]] == [c.ids for c in greedy[0]]
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernels run compiled on a GPU")
+@pytest.mark.gpu(reason="the Triton kernels run compiled on a GPU")
 @pytest.mark.parametrize("row_tiles", [0, 1])
 def test_resident_model_on_the_gpu_matches_the_dequantized_one(
     tiny_mxfp4_folder: Path, row_tiles: int, monkeypatch: pytest.MonkeyPatch

@@ -334,8 +334,7 @@ def test_fast_lora_in_bf16_is_as_close_to_float32_math_as_peft(tiny_folder: Path
         assert rel(o, e) < max(2 * rel(p, e), 4e-3)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="waiting on the device is a CUDA matter")
+@pytest.mark.gpu(reason="waiting on the device is a CUDA matter")
 @pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
 def test_fused_step_never_waits_on_the_device_between_forward_and_backward(
     tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str, monkeypatch: pytest.MonkeyPatch
@@ -418,8 +417,7 @@ def random_ids(pairs_of_lengths: list[tuple[int, int]], seed: int) -> list[tuple
     return [([rng.randrange(2000) for _ in range(p)], [rng.randrange(2000) for _ in range(c)]) for p, c in pairs_of_lengths]
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.gpu(reason="CUDA graphs")
 @pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
@@ -473,8 +471,7 @@ def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
     assert not graphs.failed and len(graphs.seen) == 2 and len(graphs.graphs) == 1
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.gpu(reason="CUDA graphs")
 @pytest.mark.parametrize("experts", ["bf16", "mxfp4"])
 def test_logprobs_replayed_from_a_cuda_graph_match_the_pass_run_as_it_is(
     tiny_folder: Path, tiny_mxfp4_folder: Path, experts: str

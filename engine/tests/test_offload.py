@@ -8,7 +8,7 @@ from torch import nn
 
 from rl2048_engine.offload import offload_embeddings
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU lookup of a pinned table needs CUDA")
+CUDA = pytest.mark.gpu(reason="the GPU lookup of a pinned table needs CUDA")
 
 
 def table(dtype: torch.dtype = torch.bfloat16) -> nn.Embedding:
@@ -29,7 +29,6 @@ def test_a_trainable_table_is_looked_up_on_the_cpu_and_gets_its_gradient() -> No
     assert torch.equal(embedding.weight.grad, reference.weight.grad)
 
 
-@pytest.mark.gpu
 @CUDA
 def test_a_frozen_table_is_read_from_pinned_memory_by_the_gpu_without_waiting() -> None:
     embedding = table().requires_grad_(False)
@@ -47,7 +46,6 @@ def test_a_frozen_table_is_read_from_pinned_memory_by_the_gpu_without_waiting() 
     assert torch.equal(out, on_gpu(ids))
 
 
-@pytest.mark.gpu
 @CUDA
 def test_the_gpu_lookup_replays_in_a_cuda_graph() -> None:
     embedding = table().requires_grad_(False)

@@ -46,8 +46,7 @@ def test_train_step_reports_no_memory_without_a_gpu(tiny_folder: Path) -> None:
     assert call("train_step", items=[{**completion(call), "advantage": 1.0}])["memory"] == {}
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU memory")
+@pytest.mark.gpu(reason="GPU memory")
 def test_train_step_reports_the_gpu_memory_peaks_since_the_last_report(tiny_folder: Path) -> None:
     # The peaks a report gives start at the previous report: a 512 MiB tensor made and freed
     # before the first update is in the first report's peaks, not in the second's.
