@@ -19,8 +19,8 @@ weights (`init_model --preset 20b --mxfp4`, random weights, experts dequantized 
   them on a GPU (and the update once more with `compute_kl`, as the seed preset runs it), all with our
   experts forward, fused attention with sinks and bf16 LoRA projections (`use_fast_experts`,
   `use_fast_attention`, `use_fast_lora`, as the engine's fast mode); the same generate with
-  grouped GEMMs in decode too (no Triton), and with the LoRA projections left to PEFT (not
-  folded), for the share of each;
+  grouped GEMMs in decode too (no Triton), and with LoRA not folded (each adapter's x @ A.T
+  from the projections' GEMM, its @ B.T added: as MXFP4 mode runs it), for the share of each;
 - ours in MXFP4 mode: experts packed (`load_resident`); decode, prefill and training multiply
   by them with the Triton kernels without dequantizing (tiles of 16 rows for decode, 128 for
   many rows); embeddings offloaded to CPU memory, activation checkpointing.
@@ -532,7 +532,7 @@ def main() -> None:
     record("ours", "generate (grouped_mm decode, no Triton)", seconds, peak, tokens_per_s=round(total / seconds, 1))
     del no_kernel
     set_kernels(use_kernels)
-    unfolded = FastGenerator(loaded.causal_lm)  # LoRA projections as PEFT modules (as MXFP4 mode runs them)
+    unfolded = FastGenerator(loaded.causal_lm)  # LoRA not folded: its x @ A.T in the GEMM, as MXFP4 mode runs it
     timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     _, seconds, peak = timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
     record("ours", "generate (LoRA not folded)", seconds, peak, tokens_per_s=round(total / seconds, 1))

@@ -6,7 +6,8 @@ Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded, compil
 functions, our experts forward; with --mxfp4 as its MXFP4 mode). Decode: generates 8 x 24 tokens
 without the CUDA graph under torch.profiler and takes away a 1-token call (the prefill). Train:
 one `train_step_fused` on 4 prompts x 2 completions of 200 tokens (the seed's update; with
-`--kl`, `compute_kl` on, as the seed preset runs it). Prints one JSON object: for each, the
+`--kl`, `compute_kl` on, as the seed preset runs it); and the 1-token call alone (the prefill
+of the 8 prompts). Prints one JSON object: for each, the
 kernels' GPU time and number, summed by who wrote them (`family`), and the top kernels by time,
 each with its count and its share. (Without the graph each kernel's GPU time is the same; what
 the graph removes is the host's launch time.)
@@ -120,6 +121,7 @@ def main() -> None:
     print(json.dumps({
         "device": torch.cuda.get_device_name(),
         "decode": report(decode, TOKENS - 1, "step"),
+        "prefill": report(short, 1, "call"),  # 8 prompts of PROMPT_LEN tokens, and one sample
         "train": report(train, 1, "update"),
     }, indent=1))  # fmt: skip
 

@@ -128,20 +128,33 @@ def test_sampled_logprobs_match_logprobs_and_stops_end_rows(loaded: LoadedModel)
 
 def test_the_runner_stacks_q_k_v_in_place_without_copying_them(tiny_folder: Path) -> None:
     # Unfolded, q, k and v are one GEMM over the parameters moved into one tensor: same values,
-    # same parameter objects, no second copy; a second runner finds them stacked.
+    # same parameter objects, no second copy; below them each adapter's A (rows padded to 8),
+    # zeros in the bias. A second runner finds them stacked and writes A again.
     loaded = load_model(LoadParams(model=str(tiny_folder), dtype="float32", device="cpu", lora=ATTENTION_LORA))
     attn = loaded.causal_lm.get_decoder().layers[1].self_attn
-    bases = [p.base_layer for p in (attn.q_proj, attn.k_proj, attn.v_proj)]
+    parts = (attn.q_proj, attn.k_proj, attn.v_proj)
+    bases = [p.base_layer for p in parts]
     params = [b.weight for b in bases] + [b.bias for b in bases]
     before = [p.detach().clone() for p in params]
     stacked = GptOssRunner(loaded.causal_lm).tensors[1].qkv
     assert [b.weight for b in bases] + [b.bias for b in bases] == params  # the same objects
     assert all(torch.equal(p, want) for p, want in zip(params, before))
-    assert torch.equal(stacked.weight, torch.cat(before[:3])) and torch.equal(stacked.bias, torch.cat(before[3:]))
+    rows = sum(b.weight.shape[0] for b in bases)
+    a = torch.cat([p.lora_A["default"].weight for p in parts]).detach()
+    assert stacked.sizes == tuple(b.weight.shape[0] for b in bases) and stacked.a_rows == 16  # 3 x rank 4
+    assert torch.equal(stacked.weight[:rows], torch.cat(before[:3])) and torch.equal(stacked.bias[:rows], torch.cat(before[3:]))
+    assert torch.equal(stacked.weight[rows : rows + 12], a) and not stacked.weight[rows + 12 :].any()
+    assert not stacked.bias[rows:].any()
     assert stacked.weight.data_ptr() == bases[0].weight.data_ptr()
-    assert bases[2].weight.data_ptr() == stacked.weight[-bases[2].weight.shape[0] :].data_ptr()
-    again = GptOssRunner(loaded.causal_lm).tensors[1].qkv
+    assert bases[2].weight.data_ptr() == stacked.weight[rows - bases[2].weight.shape[0] :].data_ptr()
+    with torch.no_grad():
+        parts[0].lora_A["default"].weight.add_(1.0)  # as the optimizer changes A in place
+    runner = GptOssRunner(loaded.causal_lm)
+    again = runner.tensors[1].qkv
     assert again.weight.data_ptr() == stacked.weight.data_ptr() and again.bias.data_ptr() == stacked.bias.data_ptr()
+    assert torch.equal(again.weight[rows : rows + 4], a[:4] + 1.0)
+    o = runner.tensors[1].o  # o alone, its A below it
+    assert o.weight.data_ptr() == attn.o_proj.base_layer.weight.data_ptr() and o.a_rows == 8
 
 
 def test_folded_lora_projections_give_the_same_logits_and_follow_updates(loaded: LoadedModel) -> None:

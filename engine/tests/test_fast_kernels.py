@@ -198,10 +198,8 @@ def check_attention() -> None:
     rand = lambda *shape: torch.randn(*shape, generator=gen)  # noqa: E731
     batch, hidden, heads, kv_heads, dim, slots, slot = 2, 32, 8, 2, 16, 70, 50
     proj = lambda n_in, n_out: Proj(rand(n_out, n_in) / n_in**0.5, rand(n_out))  # noqa: E731
-    t = LayerTensors(
-        rand(hidden), proj(hidden, (heads + 2 * kv_heads) * dim), ((), (), ()),
-        proj(heads * dim, hidden), rand(heads), rand(hidden), proj(hidden, 4),
-    )  # fmt: skip
+    qkv = proj(hidden, (heads + 2 * kv_heads) * dim)._replace(sizes=(heads * dim, kv_heads * dim, kv_heads * dim))
+    t = LayerTensors(rand(hidden), qkv, proj(heads * dim, hidden), rand(heads), rand(hidden), proj(hidden, 4))
     d = Dims(heads, kv_heads, dim, 1e-5, dim**-0.5, 2, 4)
     x, cos, sin = rand(batch, 1, hidden), rand(batch, 1, dim // 2), rand(batch, 1, dim // 2)
     keys, values = rand(batch, kv_heads, slots, dim), rand(batch, kv_heads, slots, dim)

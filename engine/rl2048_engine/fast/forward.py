@@ -13,13 +13,15 @@ has fixed shapes and never waits on the host: it can be captured in a CUDA graph
   and routing are one Triton kernel each (`decode_attention.py`, `decode_routing.py`,
   `Dims.decode_kernels`), called from inside the compiled function.
 - Weights are the transformers modules' own, gathered per layer as tensors (`LayerTensors`).
-  The attention projections may carry PEFT LoRA adapters (their A, B and scaling are taken as
-  they are; LoRA on the experts is refused). q, k and v are one GEMM over their stacked weights:
-  the runner moves the three parameters into rows of one tensor (`stacked_projection`, no copy
-  kept), and their adapters' terms are added to each part. With `fold_lora`, `refresh()` writes
-  each layer's q, k and v weights (LoRA added) into one matrix and o's into another, so that a
-  projection is one GEMM with no LoRA terms. It costs a copy of the attention weights (1.2 GiB for
-  gpt-oss-20b in bf16).
+  The attention projections may carry PEFT LoRA adapters (their B and scaling are taken as they
+  are; LoRA on the experts is refused). q, k and v are one GEMM over their stacked weights: the
+  runner moves the three parameters into rows of one tensor (`stacked_projection`, no copy kept),
+  and o's into a tensor of its own. Below the base rows that tensor holds each adapter's A in the
+  weight's dtype, which `refresh()` writes again, so the same GEMM gives every `x @ A.T` and only
+  the rank-r `@ B.T` is left to add (`project`). With `fold_lora`, `refresh()` writes each layer's
+  q, k and v weights (LoRA added) into one matrix and o's into another, so that a projection is
+  one GEMM with no LoRA terms. It costs a copy of the attention weights (1.2 GiB for gpt-oss-20b
+  in bf16).
 - KV cache: one `[B, kv_heads, T, head_dim]` key and value tensor per layer. Prompts are
   left-padded, so every row writes the same slot at each step; a row's keys before its padding
   ends are masked out.
@@ -41,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+
+from ..logprobs import round_up
 
 NEG_INF = float("-inf")
 DECODE_PAIRS_PER_EXPERT = 4
@@ -71,17 +75,21 @@ LoRA = tuple[tuple[torch.Tensor, torch.Tensor, float], ...]
 
 
 class Proj(NamedTuple):
-    """A projection: `x @ weight.T + bias`, plus its LoRA adapters."""
+    """`x @ weight.T + bias` as outputs of `sizes` (one output when empty), each plus the LoRA
+    adapters of `loras` (one LoRA per output). The weight's (and bias's) last `a_rows` rows hold
+    those adapters' A matrices, in order, in the weight's dtype (zero-padded to whole 16 bytes of
+    output), so the one GEMM also gives each adapter's `x @ A.T`."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
-    lora: LoRA = ()
+    sizes: tuple[int, ...] = ()
+    loras: tuple[LoRA, ...] = ()
+    a_rows: int = 0
 
 
 class LayerTensors(NamedTuple):
     input_norm: torch.Tensor
-    qkv: Proj  # q, k and v stacked, `[q + k + v out, H]`: one GEMM
-    qkv_lora: tuple[LoRA, LoRA, LoRA]  # q's, k's and v's adapters (none when folded into qkv)
+    qkv: Proj  # q, k and v stacked, `[q + k + v out (+ A rows), H]`: one GEMM, three outputs
     o: Proj
     sinks: torch.Tensor  # [heads] learned attention sinks
     post_norm: torch.Tensor
@@ -114,25 +122,28 @@ class Routing(NamedTuple):
     inverse: torch.Tensor  # [N, k] where token n's j-th chosen expert's pair went
 
 
+def project(x: torch.Tensor, p: Proj) -> list[torch.Tensor]:
+    """The outputs of `p` for `x`, each with its adapters' `scaling * (x @ A.T) @ B.T` added in
+    B's dtype before casting back to x's, as PEFT adds them. `x @ A.T` comes out of the GEMM
+    (`p.a_rows`); `@ B.T`, rank r, is written as a multiply-sum, which compiled fuses into
+    whatever follows (as matmuls, a few GEMMs of a handful of columns and their split-K
+    reductions: float32 SIMT kernels for PEFT's float32 adapters, 0.8 ms a decode step of
+    gpt-oss-20b)."""
+    y = F.linear(x, p.weight, p.bias)
+    *outs, xa = y.split([*(p.sizes or (y.shape[-1] - p.a_rows,)), p.a_rows], dim=-1)
+    start, result = 0, []
+    for out, lora in zip(outs, p.loras or ((),) * len(outs)):
+        for a, b, scaling in lora:
+            u = xa[..., start : start + a.shape[0]].to(b.dtype)
+            out = out + (u.unsqueeze(-2) * b).sum(-1) * scaling
+            start += a.shape[0]
+        result.append(out.to(x.dtype))
+    return result
+
+
 def proj(x: torch.Tensor, p: Proj) -> torch.Tensor:
-    return with_lora(x, F.linear(x, p.weight, p.bias), p.lora)
-
-
-def with_lora(x: torch.Tensor, y: torch.Tensor, lora: LoRA) -> torch.Tensor:
-    """`y`, the base projection of `x`, plus the adapters' `lora` terms, as PEFT computes them:
-    in the adapters' dtype, added before casting back to x's."""
-    for a, b, scaling in lora:
-        y = y + low_rank(x.to(a.dtype), a, b) * scaling
-    return y.to(x.dtype)
-
-
-def low_rank(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """`x @ a.T @ b.T` for a LoRA's rank-r `a [r, K]` and `b [N, r]`, written as multiply-sums:
-    compiled, the first is one small reduction and the second fuses into whatever follows, where
-    two matmuls would be a few GEMMs of a handful of columns and their split-K reductions
-    (float32 SIMT kernels for PEFT's float32 adapters: 0.8 ms a decode step of gpt-oss-20b)."""
-    u = (x.unsqueeze(-2) * a).sum(-1)
-    return (u.unsqueeze(-2) * b).sum(-1)
+    """A projection of one output."""
+    return project(x, p)[0]
 
 
 def router_logits(x: torch.Tensor, p: Proj) -> torch.Tensor:
@@ -162,9 +173,7 @@ def attention(
     cache `keys`, `values` with the additive `mask [B, S, T]`, learned sinks included."""
     batch, seq, _ = x.shape
     groups = d.heads // d.kv_heads
-    q_size, kv_size = d.heads * d.head_dim, d.kv_heads * d.head_dim
-    qkv = F.linear(x, t.qkv.weight, t.qkv.bias).split([q_size, kv_size, kv_size], dim=-1)
-    q, k, v = (with_lora(x, y, lora) for y, lora in zip(qkv, t.qkv_lora))
+    q, k, v = project(x, t.qkv)
     q = q.reshape(batch, seq, d.heads, d.head_dim).transpose(1, 2)
     k = k.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
     v = v.reshape(batch, seq, d.kv_heads, d.head_dim).transpose(1, 2)
@@ -533,34 +542,52 @@ class FoldedProjections:
                 mine.copy_(getattr(other, field.name))
 
 
+@torch.no_grad()
 def stacked_projection(linears: tuple[nn.Module, ...]) -> Proj:
-    """The base weights and biases of `linears` (LoRA left out) as one projection, without a copy:
-    the first call moves the parameters into the rows of one new tensor (the same values and
-    parameter objects; their old memory is freed), later calls find them there."""
+    """The base weights and biases of `linears` as one projection of one output each, without a
+    copy, their active adapters' A matrices written below (`Proj.a_rows`). The first call moves
+    the parameters into the rows of one new tensor (the same values and parameter objects; their
+    old memory is freed), later calls find them there."""
     bases = [getattr(linear, "base_layer", linear) for linear in linears]
+    loras = tuple(lora_of(linear) for linear in linears)
+    a = [a for lora in loras for a, _, _ in lora]
+    a_rows = round_up(sum(m.shape[0] for m in a), 8)  # outputs' rows in whole 16 bytes (bf16)
+    weight = _stack_in_place([base.weight for base in bases], a_rows)
     biases = [base.bias for base in bases]
-    return Proj(_stack_in_place([base.weight for base in bases]), None if None in biases else _stack_in_place(biases))
+    if a:
+        rows = weight.shape[0] - a_rows
+        weight[rows : rows + sum(m.shape[0] for m in a)] = torch.cat(a)
+    bias = None if None in biases else _stack_in_place(biases, a_rows)  # zeros for the A rows
+    return Proj(weight, bias, tuple(base.weight.shape[0] for base in bases), loras, a_rows)
 
 
-def _stack_in_place(params: list[torch.Tensor]) -> torch.Tensor:
-    if not _stacked(params):
-        stacked = torch.cat([p.detach() for p in params])
+def _stack_in_place(params: list[torch.Tensor], extra_rows: int = 0) -> torch.Tensor:
+    """`params` as consecutive rows of one tensor, with `extra_rows` rows after them (zeros when
+    the tensor is made here)."""
+    rows = sum(p.shape[0] for p in params)
+    if not _stacked(params, rows + extra_rows):
+        first = params[0]
+        stacked = torch.zeros((rows + extra_rows, *first.shape[1:]), dtype=first.dtype, device=first.device)
         start = 0
         for p in params:
+            stacked[start : start + p.shape[0]] = p.detach()
             p.data = stacked[start : start + p.shape[0]]
             start += p.shape[0]
     first = params[0].detach()
-    return first.as_strided((sum(p.shape[0] for p in params), *first.shape[1:]), first.stride())
+    return first.as_strided((rows + extra_rows, *first.shape[1:]), first.stride())
 
 
-def _stacked(params: list[torch.Tensor]) -> bool:
-    """Whether `params` are consecutive, contiguous rows of one storage."""
-    storage, offset = params[0].untyped_storage().data_ptr(), params[0].storage_offset()
+def _stacked(params: list[torch.Tensor], rows: int) -> bool:
+    """Whether `params` are consecutive, contiguous rows of one storage that holds `rows` rows
+    from the first one's."""
+    storage, start = params[0].untyped_storage(), params[0].storage_offset()
+    offset = start
     for p in params:
-        if not p.is_contiguous() or p.untyped_storage().data_ptr() != storage or p.storage_offset() != offset:
+        if not p.is_contiguous() or p.untyped_storage().data_ptr() != storage.data_ptr() or p.storage_offset() != offset:
             return False
         offset += p.numel()
-    return True
+    row = params[0][0].numel()
+    return storage.nbytes() >= (start + rows * row) * params[0].element_size()
 
 
 def folded_weight(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -584,11 +611,6 @@ def lora_of(linear: nn.Module) -> tuple[tuple[torch.Tensor, torch.Tensor, float]
     """The active, unmerged LoRA adapters of a PEFT layer as (A, B, scaling); none for a plain one."""
     names = active_adapters(linear)
     return tuple((linear.lora_A[n].weight, linear.lora_B[n].weight, float(linear.scaling[n])) for n in names)
-
-
-def as_proj(linear: nn.Module) -> Proj:
-    base = getattr(linear, "base_layer", linear)
-    return Proj(base.weight, base.bias, lora_of(linear))
 
 
 class GptOssRunner:
@@ -653,16 +675,16 @@ class GptOssRunner:
         self.tensors = []
         for i, layer in enumerate(self.layers):
             attn, router = layer.self_attn, layer.mlp.router
+            parts = (attn.q_proj, attn.k_proj, attn.v_proj)
             if self.folded is not None:
                 f = self.folded[i]
-                qkv, qkv_lora, o = Proj(f.qkv_weight, f.qkv_bias), ((), (), ()), Proj(f.o_weight, f.o_bias)
+                sizes = tuple(getattr(p, "base_layer", p).weight.shape[0] for p in parts)
+                qkv, o = Proj(f.qkv_weight, f.qkv_bias, sizes), Proj(f.o_weight, f.o_bias)
             else:
-                parts = (attn.q_proj, attn.k_proj, attn.v_proj)
-                qkv, o = stacked_projection(parts), as_proj(attn.o_proj)
-                qkv_lora = (lora_of(parts[0]), lora_of(parts[1]), lora_of(parts[2]))
+                qkv, o = stacked_projection(parts), stacked_projection((attn.o_proj,))
             self.tensors.append(
                 LayerTensors(
-                    layer.input_layernorm.weight, qkv, qkv_lora, o, attn.sinks, layer.post_attention_layernorm.weight,
+                    layer.input_layernorm.weight, qkv, o, attn.sinks, layer.post_attention_layernorm.weight,
                     Proj(router.weight, router.bias),
                 )
             )  # fmt: skip
