@@ -1,16 +1,17 @@
 """Where the GPU time goes, by kernel: one decode step of the fast generator, and one GRPO update.
 
-    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--mxfp4] [--kl]
+    PYTHONPATH=engine python3 bench/engine/profile_decode.py [--folder /tmp/bench7/gpt-oss-20b-mxfp4] [--mxfp4] [--kl] [--no-train]
 
 Loads the folder as bench_step.py does (bf16, LoRA r4 on q/k/v/o, folded, compiled layer
 functions, our experts forward; with --mxfp4 as its MXFP4 mode). Decode: generates 8 x 24 tokens
-without the CUDA graph under torch.profiler and takes away a 1-token call (the prefill). Train:
-one `train_step_fused` on 4 prompts x 2 completions of 200 tokens (the seed's update; with
-`--kl`, `compute_kl` on, as the seed preset runs it); and the 1-token call alone (the prefill
-of the 8 prompts). Prints one JSON object: for each, the
-kernels' GPU time and number, summed by who wrote them (`family`), and the top kernels by time,
-each with its count and its share. (Without the graph each kernel's GPU time is the same; what
-the graph removes is the host's launch time.)
+without the CUDA graph under torch.profiler and takes away a 1-token call (the prefill of the 8
+prompts, and one sample), which is reported too. Train: one `train_step_fused` on 4 prompts x 2
+completions of 200 tokens (the seed's update; with `--kl`, `compute_kl` on, as the seed preset
+runs it; with `--no-train`, not run: it compiles for minutes). Prints one JSON line for decode
+and prefill as soon as they are measured, then one for the update: for each, the kernels' GPU
+time and number, summed by who wrote them (`family`), and the top kernels by time, each with its
+count and its share. (Without the graph each kernel's GPU time is the same; what the graph
+removes is the host's launch time.)
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench7/gpt-oss-20b-mxfp4"))
     parser.add_argument("--mxfp4", action="store_true", help="MXFP4-resident experts, as bench_step's MXFP4 mode")
     parser.add_argument("--kl", action="store_true", help="the update with `compute_kl`, as the seed preset runs it")
+    parser.add_argument("--no-train", action="store_true", help="decode and prefill only (the update compiles for minutes)")
     args = parser.parse_args()
     optim = OptimParams(lr=5e-5)
     if args.mxfp4:
@@ -109,6 +111,13 @@ def main() -> None:
     decode = {
         name: [n - short.get(name, [0, 0.0])[0], us - short.get(name, [0, 0.0])[1]] for name, (n, us) in long.items()
     }
+    print(json.dumps({
+        "device": torch.cuda.get_device_name(),
+        "decode": report(decode, TOKENS - 1, "step"),
+        "prefill": report(short, 1, "call"),  # 8 prompts of PROMPT_LEN tokens, and one sample
+    }), flush=True)  # fmt: skip
+    if args.no_train:
+        return
 
     optimizer, _ = make_optimizer(loaded.trainable, optim, loaded.device)
     trainer = Trainer(loaded, optimizer, make_scheduler(optimizer, optim), 1.0)
@@ -118,12 +127,7 @@ def main() -> None:
     if args.kl:
         params = params.model_copy(update={"loss": params.loss.model_copy(update={"compute_kl": True})})
     train = kernels(lambda: train_step_fused(trainer, params))
-    print(json.dumps({
-        "device": torch.cuda.get_device_name(),
-        "decode": report(decode, TOKENS - 1, "step"),
-        "prefill": report(short, 1, "call"),  # 8 prompts of PROMPT_LEN tokens, and one sample
-        "train": report(train, 1, "update"),
-    }, indent=1))  # fmt: skip
+    print(json.dumps({"train": report(train, 1, "update")}), flush=True)
 
 
 if __name__ == "__main__":
