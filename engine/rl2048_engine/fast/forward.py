@@ -125,10 +125,8 @@ class Routing(NamedTuple):
 def project(x: torch.Tensor, p: Proj) -> list[torch.Tensor]:
     """The outputs of `p` for `x`, each with its adapters' `scaling * (x @ A.T) @ B.T` added in
     B's dtype before casting back to x's, as PEFT adds them. `x @ A.T` comes out of the GEMM
-    (`p.a_rows`); `@ B.T`, rank r, is written as a multiply-sum, which compiled fuses into
-    whatever follows (as matmuls, a few GEMMs of a handful of columns and their split-K
-    reductions: float32 SIMT kernels for PEFT's float32 adapters, 0.8 ms a decode step of
-    gpt-oss-20b)."""
+    (`p.a_rows`). `@ B.T`, of rank r, is a multiply-sum that the compiler fuses into whatever
+    follows; as a matmul it would be a GEMM of a handful of columns and its split-K reduction."""
     y = F.linear(x, p.weight, p.bias)
     *outs, xa = y.split([*(p.sizes or (y.shape[-1] - p.a_rows,)), p.a_rows], dim=-1)
     start, result = 0, []
