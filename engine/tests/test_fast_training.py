@@ -444,11 +444,13 @@ def test_update_replayed_from_a_cuda_graph_matches_the_update_run_as_it_is(
 
     def params(seed: int, longer: int = 0) -> TrainStepParams:
         # The lengths of `items(1)`, each completion `longer` tokens more (another padded shape:
-        # prompts and completions are padded to 16 each); the ids and advantages from `seed`.
+        # prompts and completions are padded to 16 each); the ids and advantages from `seed`,
+        # the completions of a prompt still sharing it.
         shaped = items(1)
         rng = random.Random(seed)
+        fresh: dict[tuple[int, ...], list[int]] = {}
         for it in shaped:
-            it["prompt"] = [rng.randrange(2000) for _ in it["prompt"]]
+            it["prompt"] = fresh.setdefault(tuple(it["prompt"]), [rng.randrange(2000) for _ in it["prompt"]])
             it["completion"] = [rng.randrange(2000) for _ in range(len(it["completion"]) + longer)]
             it["advantage"] = rng.uniform(-1.5, 1.5)
             if it["old_logprobs"] is not None:
