@@ -540,23 +540,23 @@ class FoldedProjections:
                 mine.copy_(getattr(other, field.name))
 
 
-@torch.no_grad()
 def stacked_projection(linears: tuple[nn.Module, ...]) -> Proj:
     """The base weights and biases of `linears` as one projection of one output each, without a
     copy, their active adapters' A matrices written below (`Proj.a_rows`). The first call moves
     the parameters into the rows of one new tensor (the same values and parameter objects; their
-    old memory is freed), later calls find them there."""
+    old memory is freed), later calls find them there. Called without autograd (`refresh`)."""
     bases = [getattr(linear, "base_layer", linear) for linear in linears]
     loras = tuple(lora_of(linear) for linear in linears)
-    a = [a for lora in loras for a, _, _ in lora]
-    a_rows = round_up(sum(m.shape[0] for m in a), 8)  # outputs' rows in whole 16 bytes (bf16)
+    sizes = tuple(base.weight.shape[0] for base in bases)
+    a_matrices = [a for lora in loras for a, _, _ in lora]
+    ranks = sum(a.shape[0] for a in a_matrices)
+    a_rows = round_up(ranks, 8)  # outputs' rows in whole 16 bytes (bf16)
     weight = _stack_in_place([base.weight for base in bases], a_rows)
+    if a_matrices:
+        weight[sum(sizes) : sum(sizes) + ranks] = torch.cat(a_matrices)
     biases = [base.bias for base in bases]
-    if a:
-        rows = weight.shape[0] - a_rows
-        weight[rows : rows + sum(m.shape[0] for m in a)] = torch.cat(a)
     bias = None if None in biases else _stack_in_place(biases, a_rows)  # zeros for the A rows
-    return Proj(weight, bias, tuple(base.weight.shape[0] for base in bases), loras, a_rows)
+    return Proj(weight, bias, sizes, loras, a_rows)
 
 
 def _stack_in_place(params: list[torch.Tensor], extra_rows: int = 0) -> torch.Tensor:
