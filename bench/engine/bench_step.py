@@ -590,6 +590,7 @@ def main() -> None:
     set_shared_prompts(True)
     checks["grad_norm_shared_vs_whole_rows_rel_diff"] = abs(metrics["grad_norm"] - whole_norm) / whole_norm
     checks["logprobs_shared_vs_whole_rows_max_abs"] = float((ours_lp - whole_lp).abs().max())
+    checks["logprobs_shared_vs_whole_rows_mean_abs"] = float((ours_lp - whole_lp).abs().mean())
     print(json.dumps({"checks (bf16 phase)": checks}), flush=True)  # in case the run is cut off later
 
     fl = floor(loaded, ceilings)
