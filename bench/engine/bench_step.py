@@ -1,6 +1,6 @@
 """Issue 7: the seed's GRPO step on gpt-oss-20b, the plain way and our way, in one run.
 
-    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune] [--no-row-tiles]
+    PYTHONPATH=engine python bench/engine/bench_step.py [--work /tmp/bench7] [--preset 20b|tiny] [--tune] [--no-row-tiles] [--skip-bf16]
 
 The step: 4 prompts of 150 tokens x 2 completions, generation forced to the full 200 new
 tokens (no stop ids), logprobs of the 8 completions, one GRPO update (bnpo, LoRA r4 on the
@@ -41,6 +41,10 @@ the same weights, and against ours with PEFT's float32 LoRA in place of `use_fas
 ours (logprobs and gradient norm) against ours with every row whole (`set_shared_prompts`). The
 floor comes from bandwidth and matmul rate measured here (see RESULTS.md).
 Writes bench_step.json into --out (default: $OUT when set, else the current folder).
+
+`--skip-bf16` leaves out our bf16 phase, which compiles for minutes on a fresh machine: then the
+plain update runs on the plain way's completions, and the MXFP4 logprobs are checked against the
+plain way's.
 """
 
 from __future__ import annotations
@@ -468,6 +472,97 @@ def check_mx_kernels(causal_lm: Any, checks: dict[str, Any]) -> bool:
 # --- the run --------------------------------------------------------------------------------
 
 
+def bf16_phase(
+    loaded: LoadedModel,
+    trainer: Trainer,
+    optimizer: torch.optim.Optimizer,
+    prompts: list[list[int]],
+    checks: dict[str, Any],
+    record: Callable[..., None],
+) -> tuple[list[tuple[list[int], list[int]]], torch.Tensor]:
+    """Our way on the bf16 model, each phase against the plain way, and the plain update on our
+    completions (from the same weights and optimizer state as ours); returns our completions and
+    their logprobs."""
+    total = PROMPTS * N * NEW_TOKENS
+
+    def record_ours(phase: str, seconds: float, peak: float, **extra: Any) -> None:
+        record("ours", phase, seconds, peak, **extra)
+
+    # Our way (the first generate call captures the decode graph). First without the Triton
+    # decode kernel (grouped_mm experts, as before it), then with it when it passed its check.
+    settings = SamplingSettings(temperature=1.0)
+    use_kernels = kernels_enabled()
+    set_kernels(False)
+    no_kernel = FastGenerator(loaded.causal_lm, fold_lora=True)
+    gen = torch.Generator(device=loaded.device).manual_seed(0)
+    timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    _, seconds, peak = timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record_ours("generate (grouped_mm decode, no Triton)", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    del no_kernel
+    set_kernels(use_kernels)
+    unfolded = FastGenerator(loaded.causal_lm)  # LoRA not folded: its x @ A.T in the GEMM, as MXFP4 mode runs it
+    timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    _, seconds, peak = timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record_ours("generate (LoRA not folded)", seconds, peak, tokens_per_s=round(total / seconds, 1))
+    del unfolded
+    fast = FastGenerator(loaded.causal_lm, fold_lora=True)
+    gen = torch.Generator(device=loaded.device).manual_seed(0)
+    _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record_ours("generate (first call: graph capture)", seconds, peak)
+    completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
+    record_ours("generate", seconds, peak, tokens_per_s=round(total / seconds, 1), runs=runs)
+    ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
+    fast_forward(loaded, True)  # as the engine does in fast mode
+    ours_lp = timed_logprobs(loaded, ours_pairs, record_ours)
+    fast_forward(loaded, False)  # transformers' own, for the plain way
+
+    # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
+    with torch.no_grad():
+        reference = plain_logprobs(loaded, ours_pairs)
+    sampled = torch.tensor([c.logprobs for c in completions], device=loaded.device)
+    checks["sampling_vs_plain_max_abs"] = float((sampled - reference).abs().max())
+    checks["sampling_vs_plain_mean_abs"] = float((sampled - reference).abs().mean())
+    checks["logprobs_vs_plain_max_abs"] = float((ours_lp - reference).abs().max())
+    with torch.no_grad():
+        prefill = fast_prefill_logprobs(loaded, ours_pairs)
+        alone = torch.cat([plain_logprobs(loaded, [pair]) for pair in ours_pairs])
+    # The fast decoder on whole sequences at once, and bf16 noise: the plain forward, row by row.
+    checks["fast_prefill_vs_plain_mean_abs"] = float((prefill - reference).abs().mean())
+    checks["plain_batch1_vs_batched_mean_abs"] = float((alone - reference).abs().mean())
+
+    # Train: plain, then ours from the same weights and optimizer state.
+    train_params = step_params(ours_pairs, sampled.tolist())
+    start_weights = {k: v.clone() for k, v in get_peft_model_state_dict(loaded.model).items()}
+    start_optim = optimizer.state_dict()
+    plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
+    record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
+    fast_forward(loaded, True)
+
+    def restart() -> None:  # every run of ours from the weights and optimizer state the plain one had
+        set_peft_model_state_dict(loaded.model, start_weights)
+        optimizer.load_state_dict(start_optim)
+
+    restart()
+    metrics = timed_train(trainer, train_params, record_ours, restart)
+    checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
+    use_fast_lora(loaded.model, False)  # the same update with PEFT's float32 LoRA: what ours changes alone
+    restart()
+    peft_norm = train_step_fused(trainer, train_params)["grad_norm"]
+    checks["grad_norm_fast_lora_vs_peft_rel_diff"] = abs(metrics["grad_norm"] - peft_norm) / peft_norm
+    use_fast_lora(loaded.model)  # and with every row whole: what sharing the prompts changes alone
+    set_shared_prompts(False)
+    restart()
+    whole_lp = completion_logprobs(loaded, ours_pairs, 1.0, False, None)[0][:, : ours_lp.shape[1]]
+    whole_norm = train_step_fused(trainer, train_params)["grad_norm"]
+    set_shared_prompts(True)
+    checks["grad_norm_shared_vs_whole_rows_rel_diff"] = abs(metrics["grad_norm"] - whole_norm) / whole_norm
+    checks["logprobs_shared_vs_whole_rows_max_abs"] = float((ours_lp - whole_lp).abs().max())
+    checks["logprobs_shared_vs_whole_rows_mean_abs"] = float((ours_lp - whole_lp).abs().mean())
+    print(json.dumps({"checks (bf16 phase)": checks}), flush=True)  # in case the run is cut off later
+
+    return ours_pairs, ours_lp
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
@@ -475,6 +570,11 @@ def main() -> None:
     parser.add_argument("--preset", default="20b", help="tiny: a CPU dry run of the script")
     parser.add_argument("--tune", action="store_true", help="pick the kernels' tiles first (tune_kernels.py)")
     parser.add_argument("--no-row-tiles", action="store_true", help="one expert's rows a program in the many-row kernels")
+    parser.add_argument(
+        "--skip-bf16",
+        action="store_true",
+        help="leave out our bf16 phase: the plain way and MXFP4 mode only (it compiles for minutes on a fresh machine)",
+    )
     args = parser.parse_args()
     if args.no_row_tiles:
         set_row_tiles(False)
@@ -517,89 +617,24 @@ def main() -> None:
     record("plain", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1))
     pairs = [(prompts[i // N], ids) for i, ids in enumerate(plain_ids)]
     with torch.no_grad():
-        _, seconds, peak = timed(lambda: plain_logprobs(loaded, pairs))
+        plain_lp, seconds, peak = timed(lambda: plain_logprobs(loaded, pairs))
     record("plain", "logprobs", seconds, peak)
 
-    # Our way (the first generate call captures the decode graph). First without the Triton
-    # decode kernel (grouped_mm experts, as before it), then with it when it passed its check.
-    settings = SamplingSettings(temperature=1.0)
-    use_kernels = kernels_enabled()
-    set_kernels(False)
-    no_kernel = FastGenerator(loaded.causal_lm, fold_lora=True)
-    gen = torch.Generator(device=loaded.device).manual_seed(0)
-    timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    _, seconds, peak = timed(lambda: no_kernel.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("ours", "generate (grouped_mm decode, no Triton)", seconds, peak, tokens_per_s=round(total / seconds, 1))
-    del no_kernel
-    set_kernels(use_kernels)
-    unfolded = FastGenerator(loaded.causal_lm)  # LoRA not folded: its x @ A.T in the GEMM, as MXFP4 mode runs it
-    timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    _, seconds, peak = timed(lambda: unfolded.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("ours", "generate (LoRA not folded)", seconds, peak, tokens_per_s=round(total / seconds, 1))
-    del unfolded
-    fast = FastGenerator(loaded.causal_lm, fold_lora=True)
-    settings = SamplingSettings(temperature=1.0)
-    gen = torch.Generator(device=loaded.device).manual_seed(0)
-    _, seconds, peak = timed(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("ours", "generate (first call: graph capture)", seconds, peak)
-    completions, seconds, peak, runs = timed_runs(lambda: fast.generate(prompts, N, NEW_TOKENS, settings, [], gen))
-    record("ours", "generate", seconds, peak, tokens_per_s=round(total / seconds, 1), runs=runs)
-    ours_pairs = [(prompts[c.prompt_index], c.ids) for c in completions]
-    fast_forward(loaded, True)  # as the engine does in fast mode
-    ours_lp = timed_logprobs(loaded, ours_pairs, lambda *a, **k: record("ours", *a, **k))
-    fast_forward(loaded, False)  # transformers' own, for the plain way
-
-    # Checks: our sampling logprobs and our logprobs against the plain full-logits ones.
-    with torch.no_grad():
-        reference = plain_logprobs(loaded, ours_pairs)
-    sampled = torch.tensor([c.logprobs for c in completions], device=loaded.device)
-    checks["sampling_vs_plain_max_abs"] = float((sampled - reference).abs().max())
-    checks["sampling_vs_plain_mean_abs"] = float((sampled - reference).abs().mean())
-    checks["logprobs_vs_plain_max_abs"] = float((ours_lp - reference).abs().max())
-    with torch.no_grad():
-        prefill = fast_prefill_logprobs(loaded, ours_pairs)
-        alone = torch.cat([plain_logprobs(loaded, [pair]) for pair in ours_pairs])
-    # The fast decoder on whole sequences at once, and bf16 noise: the plain forward, row by row.
-    checks["fast_prefill_vs_plain_mean_abs"] = float((prefill - reference).abs().mean())
-    checks["plain_batch1_vs_batched_mean_abs"] = float((alone - reference).abs().mean())
-
-    # Train: plain, then ours from the same weights and optimizer state.
-    train_params = step_params(ours_pairs, sampled.tolist())
-    start_weights = {k: v.clone() for k, v in get_peft_model_state_dict(loaded.model).items()}
-    start_optim = optimizer.state_dict()
-    plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
-    record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
-    fast_forward(loaded, True)
-
-    def restart() -> None:  # every run of ours from the weights and optimizer state the plain one had
-        set_peft_model_state_dict(loaded.model, start_weights)
-        optimizer.load_state_dict(start_optim)
-
-    restart()
-    metrics = timed_train(trainer, train_params, lambda *a, **k: record("ours", *a, **k), restart)
-    checks["grad_norm_rel_diff"] = abs(metrics["grad_norm"] - plain_norm) / plain_norm
-    use_fast_lora(loaded.model, False)  # the same update with PEFT's float32 LoRA: what ours changes alone
-    restart()
-    peft_norm = train_step_fused(trainer, train_params)["grad_norm"]
-    checks["grad_norm_fast_lora_vs_peft_rel_diff"] = abs(metrics["grad_norm"] - peft_norm) / peft_norm
-    use_fast_lora(loaded.model)  # and with every row whole: what sharing the prompts changes alone
-    set_shared_prompts(False)
-    restart()
-    whole_lp = completion_logprobs(loaded, ours_pairs, 1.0, False, None)[0][:, : ours_lp.shape[1]]
-    whole_norm = train_step_fused(trainer, train_params)["grad_norm"]
-    set_shared_prompts(True)
-    checks["grad_norm_shared_vs_whole_rows_rel_diff"] = abs(metrics["grad_norm"] - whole_norm) / whole_norm
-    checks["logprobs_shared_vs_whole_rows_max_abs"] = float((ours_lp - whole_lp).abs().max())
-    checks["logprobs_shared_vs_whole_rows_mean_abs"] = float((ours_lp - whole_lp).abs().mean())
-    print(json.dumps({"checks (bf16 phase)": checks}), flush=True)  # in case the run is cut off later
+    if args.skip_bf16:  # the plain update on the plain way's completions
+        train_params = step_params(pairs, plain_lp.tolist())
+        plain_norm, seconds, peak = timed(lambda: plain_train(trainer, train_params))
+        record("plain", "train", seconds, peak, grad_norm=round(plain_norm, 5))
+        bf16_pairs, bf16_lp = pairs, plain_lp
+    else:
+        bf16_pairs, bf16_lp = bf16_phase(loaded, trainer, optimizer, prompts, checks, record)
 
     fl = floor(loaded, ceilings)
     fl_mx = floor(loaded, ceilings, expert_bytes_per_param=17 / 32)  # 16 bytes + 1 scale per 32
-    del trainer, optimizer, fast, loaded, start_weights, start_optim
+    del trainer, optimizer, loaded
     gc.collect()  # the bf16 phase's model and graphs sit in reference cycles: free them before measuring MXFP4
     if GPU:
         torch.cuda.empty_cache()
-    mxfp4_mode(folder, prompts, rows, checks, ours_pairs, ours_lp)
+    mxfp4_mode(folder, prompts, rows, checks, bf16_pairs, bf16_lp)
     summary = summarize(rows, fl, ceilings, checks)
     summary["floor_mxfp4"] = {k: round(v, 3) for k, v in fl_mx.items()}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -698,8 +733,10 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
 
     phases = ["generate", "logprobs", "train"]
     plain = {p: pick("plain", p) for p in phases}
-    ours = {p: pick("ours", p) for p in phases}
+    has_ours = any(r["way"] == "ours" for r in rows)  # not with --skip-bf16
+    ours = {p: pick("ours", p) for p in phases} if has_ours else None
     mxfp4 = {p: pick("ours-mxfp4", p) for p in phases}
+    ways = ("plain", "ours", "ours-mxfp4") if has_ours else ("plain", "ours-mxfp4")
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
         platform.processor(),
@@ -716,13 +753,13 @@ def summarize(rows: list[dict[str, Any]], fl: dict[str, float], ceilings: dict[s
         "plain": plain,
         "ours": ours,
         "plain_step_s": round(sum(plain.values()), 3),
-        "ours_step_s": round(sum(ours.values()), 3),
-        "ours_generate_no_triton": pick("ours", "generate (grouped_mm decode, no Triton)"),
-        "ours_generate_lora_not_folded": pick("ours", "generate (LoRA not folded)"),
+        "ours_step_s": round(sum(ours.values()), 3) if ours else None,
+        "ours_generate_no_triton": pick("ours", "generate (grouped_mm decode, no Triton)") if ours else None,
+        "ours_generate_lora_not_folded": pick("ours", "generate (LoRA not folded)") if ours else None,
         "mxfp4": mxfp4,
         "mxfp4_step_s": round(sum(mxfp4.values()), 3),
-        "peak_gib": {"plain": peak("plain"), "ours": peak("ours"), "ours-mxfp4": peak("ours-mxfp4")},
-        "reserved_gib": {w: peak(w, "reserved_gib") for w in ("plain", "ours", "ours-mxfp4")},
+        "peak_gib": {w: peak(w) for w in ways},
+        "reserved_gib": {w: peak(w, "reserved_gib") for w in ways},
         "checks": checks,
     }
 
@@ -733,13 +770,17 @@ def print_table(s: dict) -> None:
     print(f"checks: {s['checks']}")
     print(f"floor with MXFP4 experts: {s['floor_mxfp4']}")
     print(f"{'phase':<10}{'plain s':>10}{'ours s':>10}{'ratio':>8}{'mxfp4 s':>10}{'ratio':>8}")
+
+    def line(name: str, p: float, o: float | None, m: float) -> None:
+        ours = f"{o:>10.3f}{p / o:>8.2f}" if o else f"{'-':>10}{'-':>8}"  # - with --skip-bf16
+        print(f"{name:<10}{p:>10.3f}{ours}{m:>10.3f}{p / m:>8.2f}")
+
     for phase in ("generate", "logprobs", "train"):
-        p, o, m = s["plain"][phase], s["ours"][phase], s["mxfp4"][phase]
-        print(f"{phase:<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
-    p, o, m = s["plain_step_s"], s["ours_step_s"], s["mxfp4_step_s"]
-    print(f"{'step':<10}{p:>10.3f}{o:>10.3f}{p / o:>8.2f}{m:>10.3f}{p / m:>8.2f}")
-    print(f"ours generate without the Triton decode kernel: {s['ours_generate_no_triton']} s")
-    print(f"ours generate with LoRA not folded: {s['ours_generate_lora_not_folded']} s")
+        line(phase, s["plain"][phase], s["ours"][phase] if s["ours"] else None, s["mxfp4"][phase])
+    line("step", s["plain_step_s"], s["ours_step_s"], s["mxfp4_step_s"])
+    if s["ours"]:
+        print(f"ours generate without the Triton decode kernel: {s['ours_generate_no_triton']} s")
+        print(f"ours generate with LoRA not folded: {s['ours_generate_lora_not_folded']} s")
     print(f"peak GiB: {s['peak_gib']}  reserved GiB: {s['reserved_gib']}")
 
 
