@@ -1,6 +1,6 @@
 """Pick the launch settings (`moe_kernels.TILES`) of the decode-shaped expert kernels on this GPU.
 
-    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...] [--tokens 2800]
+    PYTHONPATH=engine python3 bench/engine/tune_kernels.py [--budget-s 200] [--kinds mx_f16 ...] [--tokens 2200]
 
 For each kernel (dense bf16, MXFP4 with x in bf16 and in f16 on the tensor cores and on the CUDA
 cores, MXFP4 transposed) at the decode row tile (16), every
@@ -11,7 +11,7 @@ bench/RESULTS.md); the pick minimizes their summed median time. A candidate that
 reference is skipped. Prints one JSON object: the current and the best settings with their
 times. `bench_step.py --tune` runs this first and uses the picks for its run.
 
-With `--tokens` above the decode's 8 (prefill and training: 600 and 2 800 tokens in the seed step)
+With `--tokens` above the decode's 8 (prefill and training: 600 and 2 200 tokens in the seed step)
 it tunes the many-row tiles instead (`TILES[kind, "many"]`, candidates `MANY_ROWS`). The grids
 include the kernels' options: `K_STAGES`, `X_PAIRS` and a register cap (`maxnreg`) for `mx_gemv`,
 `SPLIT_X` and `W_AS_A` for many-row `mx` (`moe_kernels.TILES`). The many-row grids keep `ROW_TILES`
@@ -62,12 +62,21 @@ MANY_ROWS: dict[str, list[dict[str, int]]] = {
         dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_warps=w, num_stages=s)
         for m, n, k, w, s in itertools.product([64, 128], [64, 128, 256], [64, 128], [4, 8], [3, 4])
     ],
+    # first what no run had timed by 2026-12-08: 256-row tiles and 32-column steps (8 warps: no
+    # spilled registers in the loop, `kernel_spills.py`), then the grid of 2026-12-06
     "mx": [
+        dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, ROW_TILES=1, SPLIT_X=0, W_AS_A=a, num_warps=8, num_stages=3)
+        for m, n, k, a in [*itertools.product([256], [64, 128], [32, 64], [0, 1]), (128, 128, 32, 0), (128, 128, 32, 1)]
+    ]
+    + [
         dict(BLOCK_M=m, BLOCK_N=n, BLOCK_K=64, ROW_TILES=1, SPLIT_X=x, W_AS_A=a, num_warps=w, num_stages=3)
         for a, x, w, m, n in itertools.product([1, 0], [1, 0], [8, 4], [128, 64], [128, 256])
     ],
 }
-MANY_ROWS["mx_t"] = [
+MANY_ROWS["mx_t"] = [  # the same: 256-row tiles first, and 128 rows with 8 warps (out of time on 12-06)
+    dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, ROW_TILES=1, num_warps=8, num_stages=3)
+    for m, c, r in [*itertools.product([256], [64, 128], [32, 64]), (128, 128, 64), (128, 128, 32)]
+] + [
     dict(BLOCK_M=m, BLOCK_C=c, BLOCK_R=r, ROW_TILES=1, num_warps=w, num_stages=s)
     for m, c, r, w, s in itertools.product([64, 128], [64, 128, 256], [32, 64], [4, 8], [3, 4])
 ]
