@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from bench_step import NEW_TOKENS, PROMPT_LEN, PROMPTS, N, load_mxfp4_mode
+from bench_step import NEW_TOKENS, N, load_mxfp4_mode, seed_prompts
 from torch.nn import functional as F
 
 from rl2048_engine.fast import forward
@@ -60,8 +59,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench7"))
     args = parser.parse_args()
     loaded = load_mxfp4_mode(args.work / "gpt-oss-20b-mxfp4", torch.device("cuda"))
-    rng = random.Random(0)
-    prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    prompts = seed_prompts()
     settings = SamplingSettings(temperature=1.0)
     generators: dict[str, FastGenerator] = {}
     out: dict = {"device": torch.cuda.get_device_name(), "runs": {name: [] for name in WAYS}}

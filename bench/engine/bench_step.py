@@ -120,6 +120,13 @@ def tiles() -> dict[str, dict[str, int]]:
     return {f"{kind}/{rows}": tile for (kind, rows), tile in moe_kernels.TILES.items()}
 
 
+def seed_prompts(preset: str = "20b") -> list[list[int]]:
+    """The step's `PROMPTS` prompts of `PROMPT_LEN` random token ids (seeded) in the preset's vocabulary."""
+    vocab = 1000 if preset == "tiny" else 199_998
+    rng = random.Random(0)
+    return [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+
+
 def step_params(pairs: list[tuple[list[int], list[int]]], old_logprobs: list[list[float]]) -> TrainStepParams:
     """The seed step's update on these completions: advantages +1 and -1 in turn, sampling logprobs as old."""
     items = [
@@ -605,9 +612,7 @@ def main() -> None:
     checks: dict[str, Any] = {"tuned": tuned} if tuned else {}
     set_kernels(GPU and check_dense_kernel(loaded, checks))
 
-    vocab = 1000 if args.preset == "tiny" else 199_998
-    rng = random.Random(0)
-    prompts = [[rng.randrange(vocab) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    prompts = seed_prompts(args.preset)
     total = PROMPTS * N * NEW_TOKENS
 
     # Plain way.

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench_step import NEW_TOKENS, N, PROMPT_LEN, PROMPTS, load_mxfp4_mode
+from bench_step import NEW_TOKENS, N, load_mxfp4_mode, seed_prompts
 from rl2048_engine.fast import pdl
 from rl2048_engine.fast.generation import FastGenerator
 from rl2048_engine.init_model import init_model
@@ -109,8 +108,7 @@ def main() -> None:
     if not args.folder.exists():
         init_model(args.folder, "20b", mxfp4=True)
     loaded = load_mxfp4_mode(args.folder, device)
-    rng = random.Random(0)
-    prompts = [[rng.randrange(199_998) for _ in range(PROMPT_LEN)] for _ in range(PROMPTS)]
+    prompts = seed_prompts()
     settings = SamplingSettings(temperature=1.0)
     gen = torch.Generator(device=device).manual_seed(0)
     firsts, generators = [], []
